@@ -1,0 +1,39 @@
+# Every target sets itself up on a fresh clone: it creates .venv and installs astrocnn if needed.
+# torch==2.13.0 is named in the same pip command as the package, so pip takes the CPU build.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install demo test lint format bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet torch==2.13.0 -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/astrocnn summary simple_cnn --input 3x32x32 --num-outputs 10 --compare-mlp
+	$(BIN)/astrocnn summary resnet18 --input 1x32x32 --num-outputs 2 --small --compare-mlp
+	$(BIN)/astrocnn summary unet --input 1x64x64 --num-outputs 1 --width 0.25
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_models.py --out docs/benchmarks.md
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache

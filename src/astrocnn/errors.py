@@ -1,0 +1,20 @@
+"""Errors that reach the user as one clear line (the CLI prints them and exits with code 2)."""
+
+
+class AstroCNNError(Exception):
+    """An error caused by what the user asked for: bad input, a bad option, an unknown name."""
+
+
+class ShapeError(AstroCNNError, ValueError):
+    """An input whose rank, channel count or spatial size does not fit a network."""
+
+
+class UnknownNameError(AstroCNNError, KeyError):
+    """A name that is not in a registry; the message lists the valid ones."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class OptionError(AstroCNNError, ValueError):
+    """An option a builder does not take, or a value it cannot use."""
