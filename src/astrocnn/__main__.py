@@ -1,0 +1,5 @@
+import sys
+
+from astrocnn.cli import main
+
+sys.exit(main())
