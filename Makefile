@@ -16,8 +16,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/astrocnn summary simple_cnn --input 3x32x32 --num-outputs 10 --compare-mlp
-	$(BIN)/astrocnn summary resnet18 --input 1x32x32 --num-outputs 2 --small --compare-mlp
-	$(BIN)/astrocnn summary unet --input 1x64x64 --num-outputs 1 --width 0.25
+	$(BIN)/astrocnn demo --out demo-out
 
 test: $(STAMP)
 	$(BIN)/ruff check .
@@ -34,6 +33,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_models.py --out docs/benchmarks.md
+	$(BIN)/python benchmarks/bench_engine.py --out docs/benchmarks.md
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache demo-out

@@ -76,8 +76,20 @@ def test_reference_parameter_counts(name, options, expected):
 
 def test_googlenet_paper_kernel_adds_exactly_the_5x5_weights():
     # the paper's 5 x 5 kernels add (25 - 9) * c_reduce * c_out weights per block (table 1)
-    extra = sum(16 * c5r * c5 for c5r, c5 in [(16, 32), (32, 96), (16, 48), (24, 64), (24, 64), (32, 64),
-                                               (32, 128), (32, 128), (48, 128)])  # fmt: skip
+    extra = sum(
+        16 * c5r * c5
+        for c5r, c5 in [
+            (16, 32),
+            (32, 96),
+            (16, 48),
+            (24, 64),
+            (24, 64),
+            (32, 64),
+            (32, 128),
+            (32, 128),
+            (48, 128),
+        ]
+    )
     with torch.device("meta"):
         paper = create_model("googlenet", in_channels=3, num_outputs=1000)
     assert count(paper) == 6_624_904 + extra

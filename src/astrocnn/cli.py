@@ -88,6 +88,138 @@ def summary_command(
     click.echo(f"total parameters: {result.total_params}")
 
 
+# ---- the engine ------------------------------------------------------------------------------
+
+
+@cli.command("tasks")
+def tasks_command() -> None:
+    """List the registered tasks."""
+    from astrocnn.tasks import get_task, list_tasks
+
+    for name in list_tasks():
+        click.echo(f"{name:20s} {get_task(name).description}")
+
+
+@cli.command("train")
+@click.argument("task")
+@click.option("--model", help="Network (default: the task's); see `astrocnn models`.")
+@click.option(
+    "--data", type=click.Path(), help="Labelled data: HDF5 with images and labels, or a CSV of files."
+)
+@click.option("--epochs", type=int)
+@click.option("--batch-size", type=int, help="Global batch size (split over devices).")
+@click.option("--lr", type=float, help="Learning rate.")
+@click.option("--seed", type=int)
+@click.option("--config", "config_file", type=click.Path(), help="YAML file of options (flags override it).")
+@click.option("--out", type=click.Path(), help="Run folder (default runs/TASK-TIMESTAMP).")
+@click.option("--devices", type=int, help="Devices (CPU processes or GPUs) per node.")
+@click.option("--num-nodes", type=int)
+@click.option("--strategy", help="auto, ddp, ...")
+@click.option("--accelerator", help="auto, cpu, gpu, ...")
+@click.option("--precision", help="32-true, 16-mixed, bf16-mixed, ...")
+@click.option("--num-workers", type=int, help="Data-loading worker processes.")
+@click.option("--no-mlp", "no_mlp", is_flag=True, help="Skip the fully connected comparison network.")
+@click.option("--no-baseline", "no_baseline", is_flag=True, help="Skip the classical baseline.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+def train_command(task: str, config_file, no_mlp: bool, no_baseline: bool, resume: bool, **flags) -> None:
+    """Train TASK's network, compare it with a fully connected one and the classical baseline."""
+    from astrocnn.engine.config import resolve
+    from astrocnn.engine.train import run_training
+
+    get_task_checked(task)
+    flags.update(
+        train_mlp=False if no_mlp else None, baseline=False if no_baseline else None, resume=resume or None
+    )
+    run = run_training(resolve(task, config_file=config_file, **flags))
+    if run is not None:
+        print_results(run.metrics)
+        click.echo(f"run folder: {run.path}")
+
+
+@cli.command("evaluate")
+@click.argument("run_dir", type=click.Path())
+@click.option(
+    "--data", type=click.Path(), help="Evaluate on this labelled data instead of the run's test split."
+)
+def evaluate_command(run_dir: str, data: str | None) -> None:
+    """Recompute a run's metrics."""
+    from astrocnn.engine.evaluate import evaluate_run
+    from astrocnn.engine.run import load_run
+
+    print_results(evaluate_run(load_run(run_dir), data))
+
+
+@cli.command("predict")
+@click.argument("run_dir", type=click.Path())
+@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@click.option("--out", required=True, type=click.Path(), help="CSV for values, FITS or HDF5 for images.")
+@click.option("--hdu", help="FITS HDU (index or EXTNAME).")
+@click.option("--dataset", help="HDF5 dataset or NPZ key.")
+def predict_command(
+    run_dir: str, inputs: tuple[str, ...], out: str, hdu: str | None, dataset: str | None
+) -> None:
+    """Apply a trained network to FITS, HDF5, NPY/NPZ or PNG/JPEG files."""
+    from pathlib import Path
+
+    from astrocnn.engine.predict import predict_files
+    from astrocnn.engine.run import load_run
+
+    hdu_value = int(hdu) if hdu is not None and hdu.isdigit() else hdu
+    path = predict_files(
+        load_run(run_dir), [Path(p) for p in inputs], Path(out), hdu=hdu_value, dataset=dataset
+    )
+    click.echo(f"wrote {path}")
+
+
+@cli.command("export")
+@click.argument("run_dir", type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["onnx", "safetensors"]), required=True)
+@click.option("--out", type=click.Path(), help="Folder (default RUN/export).")
+def export_command(run_dir: str, fmt: str, out: str | None) -> None:
+    """Export the trained network as ONNX or safetensors (+ model.json)."""
+    from pathlib import Path
+
+    from astrocnn.engine.export import export_run
+    from astrocnn.engine.run import load_run
+
+    click.echo(f"wrote {export_run(load_run(run_dir), fmt, out=Path(out) if out else None)}")
+
+
+@cli.command("demo")
+@click.option("--out", type=click.Path(), default="demo-out", show_default=True)
+@click.option("--quick", is_flag=True, help="Smaller data and fewer epochs (about 3 minutes).")
+def demo_command(out: str, quick: bool) -> None:
+    """Run every task at a small scale and print one comparison table."""
+    from pathlib import Path
+
+    from astrocnn.engine.demo import run_demo
+
+    run_demo(Path(out), quick=quick)
+
+
+def get_task_checked(name: str) -> None:
+    from astrocnn.tasks import get_task
+
+    get_task(name)
+
+
+def print_results(metrics: dict) -> None:
+    """The metrics of every method side by side (per-bin lists left to metrics.json)."""
+    results = metrics["results"]
+    methods = list(results)
+    table = Table(title=f"{metrics['task']}: test split")
+    table.add_column("metric")
+    for m in methods:
+        table.add_column(m, justify="right")
+    names = [k for k in results[methods[0]] if not isinstance(results[methods[0]][k], list)]
+    for name in names:
+        cells = [results[m].get(name) for m in methods]
+        table.add_row(
+            name, *(f"{v:.4g}" if isinstance(v, float) else str(v) if v is not None else "" for v in cells)
+        )
+    Console(highlight=False).print(table)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors become one line on stderr and exit code 2."""
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)

@@ -1,0 +1,1 @@
+"""The engine: training, evaluation, prediction, export and the demo, on Lightning."""

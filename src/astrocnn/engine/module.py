@@ -1,0 +1,100 @@
+"""The LightningModule (loss, metrics, optimiser around a plain backbone) and the data module."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from astrocnn.tasks.base import Task, TaskKind
+
+#: Weight of the auxiliary classifiers' losses (Szegedy et al. 2014 use 0.3).
+AUX_WEIGHT = 0.3
+
+
+class TaskModule(L.LightningModule):
+    """Trains ``model`` on ``task``'s loss with AdamW and a cosine learning-rate schedule."""
+
+    def __init__(self, model: nn.Module, task: Task, *, lr: float, weight_decay: float, epochs: int):
+        super().__init__()
+        self.model = model
+        self.task = task
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.epochs = epochs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def _step(self, batch, stage: str) -> torch.Tensor:
+        x, y = batch
+        aux_heads = getattr(self.model, "aux_heads", None)
+        if stage == "train" and aux_heads is not None and len(aux_heads):
+            out, aux = self.model.forward_with_aux(x)
+            loss = self.task.loss(out, y) + AUX_WEIGHT * sum(self.task.loss(a, y) for a in aux)
+        else:
+            out = self.model(x)
+            loss = self.task.loss(out, y)
+        on_step = stage == "train"
+        self.log(
+            f"{stage}_loss",
+            loss,
+            on_step=on_step,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=len(x),
+            sync_dist=True,
+        )
+        if self.task.kind is TaskKind.CLASSIFICATION:
+            acc = (out.argmax(dim=1) == y).float().mean()
+            self.log(
+                f"{stage}_acc",
+                acc,
+                on_step=False,
+                on_epoch=True,
+                prog_bar=True,
+                batch_size=len(x),
+                sync_dist=True,
+            )
+        return loss
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "val")
+
+    def configure_optimizers(self):
+        optimiser = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(self.epochs, 1))
+        return {"optimizer": optimiser, "lr_scheduler": schedule}
+
+
+class DataModule(L.LightningDataModule):
+    """Train and validation loaders over datasets the engine prepared."""
+
+    def __init__(self, train: Dataset, val: Dataset, *, batch_size: int, num_workers: int, seed: int):
+        super().__init__()
+        self.train, self.val = train, val
+        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
+
+    def train_dataloader(self) -> DataLoader:
+        generator = torch.Generator().manual_seed(self.seed)
+        return DataLoader(
+            self.train,
+            batch_size=self.batch_size,
+            shuffle=True,
+            generator=generator,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            drop_last=len(self.train) > self.batch_size,
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(
+            self.val,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )

@@ -1,0 +1,114 @@
+"""A finished (or interrupted) run folder, and what can be done with it from Python."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from astrocnn.engine.config import RunConfig, load_yaml, merge, model_kwargs
+from astrocnn.errors import AstroCNNError
+from astrocnn.models import create_model, get_model_spec
+from astrocnn.tasks import Task, get_task
+
+METHODS = ("cnn", "mlp")
+
+
+class RunError(AstroCNNError):
+    """A run folder that is missing, incomplete or damaged."""
+
+
+def build_model(config: RunConfig, task: Task, which: str = "cnn") -> nn.Module:
+    """The untrained network ``which`` ("cnn" or "mlp") of a run."""
+    if which == "mlp":
+        name, options = "mlp", dict(task.defaults.mlp_options)
+    else:
+        name, options = config.model, model_kwargs(config.model_options)
+    if get_model_spec(name).needs_input_size:
+        options["input_size"] = task.input_size
+    return create_model(
+        name,
+        spatial_dims=task.spatial_dims,
+        in_channels=task.in_channels,
+        num_outputs=task.num_outputs,
+        **options,
+    )
+
+
+def load_checkpoint_weights(model: nn.Module, path: Path) -> nn.Module:
+    """Load a Lightning checkpoint's weights without unpickling code (``weights_only=True``)."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        state = {
+            k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")
+        }
+        model.load_state_dict(state)
+    except FileNotFoundError:
+        raise RunError(f"{path}: checkpoint not found") from None
+    except Exception as error:  # unpickling refused, truncated file, wrong keys
+        raise RunError(
+            f"{path}: not a usable checkpoint ({type(error).__name__}: {str(error)[:200]})"
+        ) from None
+    return model
+
+
+@torch.no_grad()
+def predict_array(model: nn.Module, task: Task, raw: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
+    """The task's natural prediction for raw images (N, C, *S)."""
+    model.eval()
+    outputs = []
+    for start in range(0, len(raw), batch_size):
+        x = torch.from_numpy(task.preprocess(raw[start : start + batch_size]))
+        outputs.append(task.postprocess(model(x)).numpy())
+    return np.concatenate(outputs) if outputs else np.empty((0,))
+
+
+@dataclass
+class Run:
+    """A run folder: its configuration, metrics and trained networks."""
+
+    path: Path
+    config: RunConfig
+
+    @property
+    def task(self) -> Task:
+        return get_task(self.config.task)
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        path = self.path / "metrics.json"
+        if not path.exists():
+            raise RunError(f"{self.path}: no metrics.json (the run did not finish)")
+        return json.loads(path.read_text())
+
+    def checkpoint(self, which: str = "cnn", kind: str = "best") -> Path:
+        return self.path / "checkpoints" / which / f"{kind}.ckpt"
+
+    def has(self, which: str) -> bool:
+        return self.checkpoint(which).exists()
+
+    def model(self, which: str = "cnn", kind: str = "best") -> nn.Module:
+        """The trained network ``which`` with its ``kind`` ("best" or "last") weights, in eval mode."""
+        model = build_model(self.config, self.task, which)
+        return load_checkpoint_weights(model, self.checkpoint(which, kind)).eval()
+
+    def predict(self, raw: np.ndarray, which: str = "cnn") -> np.ndarray:
+        return predict_array(self.model(which), self.task, raw)
+
+
+def load_run(path: str | Path) -> Run:
+    """Open a run folder written by ``astrocnn train``."""
+    path = Path(path)
+    config_path = path / "config.yaml"
+    if not config_path.is_file():
+        raise RunError(f"{path}: not a run folder (no config.yaml)")
+    values = load_yaml(config_path)
+    if "task" not in values:
+        raise RunError(f"{config_path}: no task named")
+    config = merge(RunConfig(task=values["task"]), values, str(config_path))
+    return Run(path, config)

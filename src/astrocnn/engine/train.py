@@ -1,0 +1,185 @@
+"""Training a task's network (and its fully connected rival) with Lightning, then evaluating
+both and the classical baseline on the same test split."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.fabric.utilities.rank_zero import rank_zero_only
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from astrocnn.engine.config import RunConfig, resolve, save_yaml
+from astrocnn.engine.module import DataModule, TaskModule
+from astrocnn.engine.results import finish
+from astrocnn.engine.run import Run, RunError, build_model, load_checkpoint_weights, load_run
+from astrocnn.engine.splits import build_splits
+from astrocnn.tasks import Task, get_task
+
+# Lightning's own use of a deprecated torch API; nothing a user can act on
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+
+#: Set by the launching process so DDP workers, which re-run the command, find the same folder.
+RUN_DIR_ENV = "ASTROCNN_RUN_DIR"
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes a checkpoint to a temporary file and renames it into place: a run killed while
+    saving leaves the previous checkpoint intact, never a truncated one."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        try:
+            with open(tmp, "wb") as handle:
+                torch.save(checkpoint, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+def with_task_defaults(config: RunConfig, task: Task) -> RunConfig:
+    d = task.defaults
+    filled = {
+        "model": config.model or d.model,
+        "model_options": config.model_options
+        if config.model
+        else {**d.model_options, **config.model_options},
+        "epochs": config.epochs or d.epochs,
+        "batch_size": config.batch_size or d.batch_size,
+        "lr": config.lr or d.lr,
+        "n_train": config.n_train or d.n_train,
+        "n_val": config.n_val or d.n_val,
+        "n_test": config.n_test or d.n_test,
+        "early_stopping": config.early_stopping or d.early_stopping,
+    }
+    return dataclasses.replace(config, **filled)
+
+
+def _run_dir(config: RunConfig) -> Path:
+    if os.environ.get(RUN_DIR_ENV):
+        return Path(os.environ[RUN_DIR_ENV])
+    if config.out:
+        return Path(config.out)
+    return Path("runs") / f"{config.task}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _prepare(config: RunConfig) -> tuple[Path, RunConfig]:
+    run_dir = _run_dir(config)
+    if config.resume:
+        saved = load_run(run_dir).config  # raises RunError when there is nothing to resume
+        # the saved configuration wins, but a resumed run may be given more epochs
+        config = dataclasses.replace(saved, resume=True, epochs=config.epochs or saved.epochs)
+    elif rank_zero_only.rank == 0 and not os.environ.get(RUN_DIR_ENV):
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise RunError(
+                f"{run_dir}: already holds a run; use --resume to continue it or choose another --out"
+            )
+    return run_dir, config
+
+
+def _trainer(config: RunConfig, run_dir: Path, which: str) -> tuple[L.Trainer, ModelCheckpoint]:
+    checkpoint = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints" / which,
+        filename="best",
+        monitor="val_loss",
+        mode="min",
+        save_top_k=1,
+        save_last=True,
+        enable_version_counter=False,
+    )
+    callbacks: list = [checkpoint]
+    if config.early_stopping:
+        callbacks.append(EarlyStopping(monitor="val_loss", mode="min", patience=config.early_stopping))
+    progress = sys.stderr.isatty() if config.progress_bar is None else config.progress_bar
+    if progress:
+        callbacks.append(RichProgressBar())
+    trainer = L.Trainer(
+        max_epochs=config.epochs,
+        accelerator=config.accelerator,
+        devices=config.devices,
+        num_nodes=config.num_nodes,
+        strategy=config.strategy,
+        precision=config.precision,
+        logger=[
+            CSVLogger(run_dir / "logs", name="csv", version=which),
+            TensorBoardLogger(run_dir / "logs", name="tensorboard", version=which, default_hp_metric=False),
+        ],
+        callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
+        deterministic="warn",  # bit-reproducible on the CPU; warn where a GPU kernel cannot be
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        log_every_n_steps=1,  # a few steps an epoch on laptop-sized data
+        num_sanity_val_steps=0,
+        default_root_dir=run_dir,
+    )
+    return trainer, checkpoint
+
+
+def _fit(config: RunConfig, run_dir: Path, task: Task, splits, which: str) -> torch.nn.Module:
+    model = build_model(config, task, which)
+    module = TaskModule(model, task, lr=config.lr, weight_decay=config.weight_decay, epochs=config.epochs)
+    per_device = max(1, config.batch_size // (config.devices * config.num_nodes))
+    data = DataModule(
+        splits.train, splits.val, batch_size=per_device, num_workers=config.num_workers, seed=config.seed
+    )
+    trainer, checkpoint = _trainer(config, run_dir, which)
+    last = run_dir / "checkpoints" / which / "last.ckpt"
+    resume_from = last if config.resume and last.exists() else None
+    if resume_from is not None and rank_zero_only.rank == 0:
+        _keep_csv_history(run_dir / "logs" / "csv" / which)
+    trainer.fit(module, datamodule=data, ckpt_path=resume_from, weights_only=True)
+    best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else last
+    if trainer.is_global_zero:
+        load_checkpoint_weights(model, best)
+    return model
+
+
+def _keep_csv_history(folder: Path) -> None:
+    """Lightning's CSV logger starts its file afresh; keep the epochs before a resume beside it."""
+    current = folder / "metrics.csv"
+    if current.exists():
+        k = len(list(folder.glob("metrics.before-resume-*.csv"))) + 1
+        current.rename(folder / f"metrics.before-resume-{k:03d}.csv")
+
+
+def run_training(config: RunConfig) -> Run | None:
+    """Train, evaluate and report; returns the run (None in DDP worker processes)."""
+    run_dir, config = _prepare(config)
+    task = get_task(config.task)
+    config = with_task_defaults(config, task)
+    if rank_zero_only.rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_yaml(config, run_dir / "config.yaml")
+        os.environ[RUN_DIR_ENV] = str(run_dir.resolve())
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    splits = build_splits(task, config)
+    networks = {"cnn": _fit(config, run_dir, task, splits, "cnn")}
+    if config.train_mlp:
+        L.seed_everything(config.seed, workers=True, verbose=False)
+        networks["mlp"] = _fit(config, run_dir, task, splits, "mlp")
+    if rank_zero_only.rank != 0:
+        return None
+    os.environ.pop(RUN_DIR_ENV, None)
+    finish(run_dir, config, task, splits, networks)
+    return load_run(run_dir)
+
+
+def train(task: str, *, config_file: str | Path | None = None, **options: Any) -> Run | None:
+    """Python API of ``astrocnn train``: ``astrocnn.train("sky-shapes", epochs=3, out="runs/x")``."""
+    return run_training(resolve(task, config_file=config_file, **options))

@@ -1,0 +1,116 @@
+"""What a scientific task bundles: data, output head and loss, metrics, a classical baseline, plots.
+
+A task never trains anything: the engine asks it for data, for the loss of a batch, for the
+metrics of a set of predictions and for its baseline, and hands it saved results to plot.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+class TaskKind(StrEnum):
+    CLASSIFICATION = "classification"
+    REGRESSION = "regression"
+    SEGMENTATION = "segmentation"  # a label per pixel or voxel
+    RESTORATION = "restoration"  # image -> image
+    GENERATION = "generation"
+
+    @property
+    def image_output(self) -> bool:
+        return self in (TaskKind.SEGMENTATION, TaskKind.RESTORATION, TaskKind.GENERATION)
+
+
+@dataclass(frozen=True)
+class TaskDefaults:
+    """Laptop-sized defaults: ``astrocnn train TASK`` with no flag uses these."""
+
+    model: str
+    model_options: dict[str, Any] = field(default_factory=dict)
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 1e-3
+    n_train: int = 2000
+    n_val: int = 500
+    n_test: int = 1000
+    early_stopping: int | None = None  # patience in epochs
+    mlp_options: dict[str, Any] = field(default_factory=lambda: {"hidden": (256, 128)})
+
+
+@dataclass
+class ArraySplit:
+    """Images (N, C, *S) float32, targets, and per-sample metadata (e.g. the signal-to-noise)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    meta: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+
+class Task(ABC):
+    """Subclasses set the class attributes and implement :meth:`generate`, :meth:`metrics` and,
+    where the field has one, :meth:`baseline`."""
+
+    name: ClassVar[str]
+    kind: ClassVar[TaskKind]
+    description: ClassVar[str]
+    spatial_dims: ClassVar[int]
+    in_channels: ClassVar[int]
+    input_size: ClassVar[tuple[int, ...]]
+    num_outputs: ClassVar[int]
+    defaults: ClassVar[TaskDefaults]
+    #: The metric the demo table shows, and whether larger is better.
+    headline: ClassVar[tuple[str, bool]]
+    class_names: ClassVar[tuple[str, ...]] = ()
+
+    # ---- data ----------------------------------------------------------------------------------
+    @abstractmethod
+    def generate(self, n: int, rng: np.random.Generator) -> ArraySplit:
+        """``n`` samples from the built-in, physically grounded generator (raw units)."""
+
+    def preprocess(self, x: np.ndarray) -> np.ndarray:
+        """Raw images (N, C, *S) -> network input; applied to generated data and to user files alike."""
+        return x.astype(np.float32, copy=False)
+
+    # ---- head and loss -------------------------------------------------------------------------
+    def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if self.kind in (TaskKind.CLASSIFICATION, TaskKind.SEGMENTATION):
+            return F.cross_entropy(output, target)
+        return F.mse_loss(output, target)
+
+    def postprocess(self, output: torch.Tensor) -> torch.Tensor:
+        """Network output -> the natural prediction (class probabilities, values, images)."""
+        if self.kind in (TaskKind.CLASSIFICATION, TaskKind.SEGMENTATION):
+            return output.softmax(dim=1)
+        return output
+
+    def target_tensor(self, y: np.ndarray) -> torch.Tensor:
+        if self.kind in (TaskKind.CLASSIFICATION, TaskKind.SEGMENTATION):
+            return torch.as_tensor(y, dtype=torch.long)
+        return torch.as_tensor(y, dtype=torch.float32)
+
+    # ---- evaluation ----------------------------------------------------------------------------
+    @abstractmethod
+    def metrics(self, prediction: np.ndarray, test: ArraySplit) -> dict[str, Any]:
+        """The field's metrics of ``prediction`` (from :meth:`postprocess`) on ``test``: a flat
+        mapping of name to number; a per-bin metric is a list with its edges under ``<name>_bins``."""
+
+    def baseline(self, train: ArraySplit, test: ArraySplit) -> np.ndarray | None:
+        """Predictions of the classical method on ``test`` (same form as the network's), or None."""
+        return None
+
+    def plots(
+        self, results: dict[str, Any], test: ArraySplit, predictions: dict[str, np.ndarray], out: Path
+    ) -> None:
+        """Write the task's own figures into ``out`` (the run's plots folder); none by default."""
+        return None
