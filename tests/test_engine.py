@@ -173,7 +173,8 @@ def test_existing_run_folder_is_not_overwritten(smoke_run, capsys):
 def test_unknown_task_is_one_line(capsys):
     assert main(["train", "sky-shape"]) == 2
     err = capsys.readouterr().err
-    assert err == "astrocnn: error: unknown task 'sky-shape'; valid tasks: sky-shapes\n"
+    valid = "ising-phase, ising-temperature, sky-shapes"
+    assert err == f"astrocnn: error: unknown task 'sky-shape'; valid tasks: {valid}\n"
 
 
 def test_ddp_two_processes_reach_the_quality_of_one(tmp_path):
@@ -190,7 +191,7 @@ def test_ddp_two_processes_reach_the_quality_of_one(tmp_path):
             "train",
             "sky-shapes",
             "--epochs",
-            "3",
+            "6",
             "--config",
             str(config),
             "--seed",
@@ -209,7 +210,7 @@ def test_ddp_two_processes_reach_the_quality_of_one(tmp_path):
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
         assert result.returncode == 0, result.stderr[-2000:]
         runs[devices] = json.loads((out / "metrics.json").read_text())["results"]["cnn"]
-    assert runs[2]["accuracy"] > 0.6
+    assert runs[1]["accuracy"] > 0.65 and runs[2]["accuracy"] > 0.65  # chance is 1/3
     assert abs(runs[2]["accuracy"] - runs[1]["accuracy"]) < 0.08
 
 

@@ -164,7 +164,7 @@ def predict_command(
     from astrocnn.engine.predict import predict_files
     from astrocnn.engine.run import load_run
 
-    hdu_value = int(hdu) if hdu is not None and hdu.isdigit() else hdu
+    hdu_value = int(hdu) if hdu is not None and hdu.lstrip("-").isdigit() else hdu
     path = predict_files(
         load_run(run_dir), [Path(p) for p in inputs], Path(out), hdu=hdu_value, dataset=dataset
     )

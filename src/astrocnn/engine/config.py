@@ -66,6 +66,11 @@ def _check_type(key: str, value: Any, source: str) -> Any:
         raise OptionError(f"{source}: {key} must be {_describe(allowed)}, got {value!r}")
     if float in allowed and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
+    if float in allowed and isinstance(value, str):  # YAML 1.1 reads 1e-3 as a string
+        try:
+            value = float(value)
+        except ValueError:
+            pass
     if not isinstance(value, allowed):
         raise OptionError(f"{source}: {key} must be {_describe(allowed)}, got {value!r}")
     return value

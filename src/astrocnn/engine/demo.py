@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from rich.table import Table
 from astrocnn.data.writers import atomic_output
 from astrocnn.engine.config import RunConfig
 from astrocnn.engine.results import write_json
+from astrocnn.engine.run import RunError
 from astrocnn.engine.train import run_training
 from astrocnn.tasks import get_task, list_tasks
 
@@ -25,16 +27,15 @@ def demo_config(task_name: str, out: Path, *, quick: bool, seed: int = 0) -> Run
     task = get_task(task_name)
     d = task.defaults
     data_scale, epoch_scale = SCALES["quick" if quick else "full"]
-    return RunConfig(
-        task=task_name,
-        out=str(out / task_name),
-        seed=seed,
-        n_train=max(64, int(d.n_train * data_scale)),
-        n_val=max(32, int(d.n_val * data_scale)),
-        n_test=max(64, int(d.n_test * data_scale)),
-        epochs=max(1, round(d.epochs * epoch_scale)),
-        progress_bar=False,
-    )
+    sizes = {
+        "n_train": max(1, int(d.n_train * data_scale)),
+        "n_val": max(1, int(d.n_val * data_scale)),
+        "n_test": max(1, int(d.n_test * data_scale)),
+        "epochs": max(1, round(d.epochs * epoch_scale)),
+    }
+    if quick:
+        sizes.update(d.quick)
+    return RunConfig(task=task_name, out=str(out / task_name), seed=seed, progress_bar=False, **sizes)
 
 
 def run_demo(out: Path, *, quick: bool = False, console: Console | None = None) -> dict[str, Any]:
@@ -45,6 +46,7 @@ def run_demo(out: Path, *, quick: bool = False, console: Console | None = None) 
         task = get_task(name)
         start = time.perf_counter()
         console.print(f"[bold]{name}[/bold]: {task.description}")
+        _clear_previous(out / name)
         run = run_training(demo_config(name, out, quick=quick))
         metric, higher = task.headline
         results = run.metrics["results"]
@@ -56,6 +58,7 @@ def run_demo(out: Path, *, quick: bool = False, console: Console | None = None) 
             "report": f"{name}/report.html",
             "seconds": round(time.perf_counter() - start, 1),
         }
+    console = Console(width=max(console.width, 110))
     table = Table(title="astrocnn demo: test-split results")
     for column in ("task", "metric", "CNN", "fully connected", "classical baseline"):
         table.add_column(column, justify="left" if column in ("task", "metric") else "right")
@@ -67,6 +70,14 @@ def run_demo(out: Path, *, quick: bool = False, console: Console | None = None) 
     _write_index(out, summary)
     console.print(f"summary: {out / 'summary.json'}  report: {out / 'report.html'}")
     return summary
+
+
+def _clear_previous(run_dir: Path) -> None:
+    """The demo's own run folders are rewritten; anything else in the way is left alone."""
+    if run_dir.exists():
+        if not (run_dir / "config.yaml").is_file():
+            raise RunError(f"{run_dir}: exists and is not a demo run; choose another --out")
+        shutil.rmtree(run_dir)
 
 
 def _cell(value: Any) -> str:

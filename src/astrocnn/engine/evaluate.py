@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from astrocnn.engine.results import evaluate_methods
 from astrocnn.engine.run import METHODS, Run
-from astrocnn.engine.splits import build_splits
+from astrocnn.engine.splits import build_splits, check_labelled, materialise
 
 
 def evaluate_run(run: Run, data: str | None = None) -> dict[str, Any]:
     """Metrics of every trained network of ``run`` and of the baseline, in metrics.json's shape.
 
     Without ``data`` the test split is regenerated from the run's seed, so the numbers equal the
-    ones the run wrote."""
-    config = run.config if data is None else dataclasses.replace(run.config, data=str(data))
-    splits = build_splits(run.task, config)
+    ones the run wrote. With ``data`` every image of that labelled file is scored, and the
+    classical baseline is fitted on the run's own training data."""
+    splits = build_splits(run.task, run.config)
+    test = splits.test
+    if data is not None:  # the whole file is the test set
+        from astrocnn.data.datasets import load_labelled
+
+        task = run.task
+        dataset = load_labelled(data, in_channels=task.in_channels, spatial_dims=task.spatial_dims)
+        check_labelled(task, dataset, str(data))
+        test = materialise(task, dataset)
     networks = {which: run.model(which) for which in METHODS if run.has(which)}
-    results, _ = evaluate_methods(config, run.task, splits.test, splits.baseline_train, networks)
+    results, _ = evaluate_methods(run.config, run.task, test, splits.baseline_train, networks)
     return {"task": run.task.name, "results": results}

@@ -21,11 +21,11 @@ from astrocnn.models import create_model, get_model_spec
 FORMATS = ("onnx", "safetensors")
 
 
-def model_description(run: Run, which: str) -> dict[str, Any]:
-    """Everything needed to rebuild the network and use its outputs, as plain JSON."""
+def model_description(run: Run) -> dict[str, Any]:
+    """Everything needed to rebuild the trained CNN and use its outputs, as plain JSON."""
     task = run.task
-    name = run.config.model if which == "cnn" else "mlp"
-    options = dict(run.config.model_options) if which == "cnn" else dict(task.defaults.mlp_options)
+    name = run.config.model
+    options = dict(run.config.model_options)
     if get_model_spec(name).needs_input_size:
         options["input_size"] = list(task.input_size)
     return {
@@ -44,15 +44,15 @@ def model_description(run: Run, which: str) -> dict[str, Any]:
     }
 
 
-def export_run(run: Run, fmt: str, *, out: Path | None = None, which: str = "cnn") -> Path:
-    """Write ``RUN/export/model.<fmt>`` (and ``model.json``); returns the model file's path."""
+def export_run(run: Run, fmt: str, *, out: Path | None = None) -> Path:
+    """Write the trained CNN to ``RUN/export/model.<fmt>`` (and ``model.json``); returns its path."""
     if fmt not in FORMATS:
         raise RunError(f"unknown export format {fmt!r}; valid: {', '.join(FORMATS)}")
-    model = run.model(which)
-    description = model_description(run, which)
+    model = run.model("cnn")
+    description = model_description(run)
     folder = Path(out) if out else run.path / "export"
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{'model' if which == 'cnn' else which}.{fmt}"
+    target = folder / f"model.{fmt}"
     if fmt == "onnx":
         example = torch.zeros((2, run.task.in_channels, *run.task.input_size))
         batch = torch.export.Dim("batch", min=1)

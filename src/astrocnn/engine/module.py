@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import lightning as L
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampler
 
+from astrocnn.engine.sampling import GroupedBatchSampler
 from astrocnn.tasks.base import Task, TaskKind
 
 #: Weight of the auxiliary classifiers' losses (Szegedy et al. 2014 use 0.3).
@@ -67,8 +70,14 @@ class TaskModule(L.LightningModule):
 
     def configure_optimizers(self):
         optimiser = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(self.epochs, 1))
+        # cosine decay over the trainer's epochs, read when the schedule is used, so that a run
+        # resumed with more epochs stretches the schedule instead of replaying a finished one
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, self._cosine)
         return {"optimizer": optimiser, "lr_scheduler": schedule}
+
+    def _cosine(self, epoch: int) -> float:
+        total = max(self.trainer.max_epochs or self.epochs, 1)
+        return 0.5 * (1.0 + math.cos(math.pi * min(epoch, total) / total))
 
 
 class DataModule(L.LightningDataModule):
@@ -79,22 +88,20 @@ class DataModule(L.LightningDataModule):
         self.train, self.val = train, val
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
 
+    def _loader(self, dataset: Dataset, *, train: bool) -> DataLoader:
+        workers = {"num_workers": self.num_workers, "persistent_workers": self.num_workers > 0}
+        drop_last = train and len(dataset) > self.batch_size  # no 1-image batch for batch norm
+        if train:
+            sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(self.seed))
+        else:
+            sampler = SequentialSampler(dataset)
+        if hasattr(dataset, "groups"):  # images of several sizes: one size per batch
+            batches = GroupedBatchSampler(sampler, self.batch_size, drop_last)
+            return DataLoader(dataset, batch_sampler=batches, **workers)
+        return DataLoader(dataset, self.batch_size, sampler=sampler, drop_last=drop_last, **workers)
+
     def train_dataloader(self) -> DataLoader:
-        generator = torch.Generator().manual_seed(self.seed)
-        return DataLoader(
-            self.train,
-            batch_size=self.batch_size,
-            shuffle=True,
-            generator=generator,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            drop_last=len(self.train) > self.batch_size,
-        )
+        return self._loader(self.train, train=True)
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(
-            self.val,
-            batch_size=self.batch_size,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
+        return self._loader(self.val, train=False)

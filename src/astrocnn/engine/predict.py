@@ -18,6 +18,8 @@ IMAGE_SUFFIXES = (".fits", ".fit", ".h5", ".hdf5")
 def _batch(image: Image, run: Run) -> np.ndarray:
     """(N, C, *S) from one file: a stack of images (HDF5, NPY) or a single image."""
     task = run.task
+    if task.in_channels == 1 and image.data.ndim == task.spatial_dims + 1:  # (N, H, W): a stack
+        return image.data[:, None].astype(np.float32, copy=False)
     if image.data.ndim == task.spatial_dims + 2:
         if image.data.shape[1] != task.in_channels:
             raise DataError(

@@ -46,18 +46,20 @@ def evaluate_methods(
 ) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarray]]:
     """Metrics and predictions of every method on the same test split."""
     predictions = {which: predict_array(model, task, test.x) for which, model in networks.items()}
-    if config.baseline and baseline_train is not None:
-        base = task.baseline(baseline_train, test)
-        if base is not None:
-            predictions["baseline"] = base
     results: dict[str, dict[str, Any]] = {}
     for method, prediction in predictions.items():
-        entry: dict[str, Any] = {}
-        if method in networks:
-            entry["model"] = config.model if method == "cnn" else "mlp"
-            entry["parameters"] = sum(p.numel() for p in networks[method].parameters())
-        entry.update(task.metrics(prediction, test))
-        results[method] = entry
+        results[method] = {
+            "model": config.model if method == "cnn" else "mlp",
+            "parameters": sum(p.numel() for p in networks[method].parameters()),
+            **task.metrics(prediction, test),
+        }
+    if config.baseline and baseline_train is not None:
+        base = task.baseline(baseline_train, test)
+        if isinstance(base, dict):  # a classical method that is not a predictor reports its metrics
+            results["baseline"] = base
+        elif base is not None:
+            predictions["baseline"] = base
+            results["baseline"] = task.metrics(base, test)
     return results, predictions
 
 
@@ -92,6 +94,6 @@ def finish(
     plots = run_dir / "plots"
     plots.mkdir(exist_ok=True)
     plotting.training_curves({w: read_history(run_dir, w) for w in networks}, plots / "training_curves.png")
-    task.plots(results, splits.test, predictions, plots)
+    task.plots(results, splits.test, predictions, plots, networks)
     write_report(run_dir)
     return metrics

@@ -26,9 +26,8 @@ class RunError(AstroCNNError):
 def build_model(config: RunConfig, task: Task, which: str = "cnn") -> nn.Module:
     """The untrained network ``which`` ("cnn" or "mlp") of a run."""
     if which == "mlp":
-        name, options = "mlp", dict(task.defaults.mlp_options)
-    else:
-        name, options = config.model, model_kwargs(config.model_options)
+        return task.build_mlp()
+    name, options = config.model, model_kwargs(config.model_options)
     if get_model_spec(name).needs_input_size:
         options["input_size"] = task.input_size
     return create_model(
@@ -58,9 +57,25 @@ def load_checkpoint_weights(model: nn.Module, path: Path) -> nn.Module:
 
 
 @torch.no_grad()
-def predict_array(model: nn.Module, task: Task, raw: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
-    """The task's natural prediction for raw images (N, C, *S)."""
+def predict_array(
+    model: nn.Module, task: Task, raw: np.ndarray | list[np.ndarray], *, batch_size: int = 256
+) -> np.ndarray:
+    """The task's natural prediction for raw images (N, C, *S), or a list of images of several
+    sizes (predicted size by size, returned in the input order)."""
     model.eval()
+    if isinstance(raw, list):
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, x in enumerate(raw):
+            groups.setdefault(x.shape, []).append(i)
+        parts = {
+            shape: predict_array(model, task, np.stack([raw[i] for i in idx]))
+            for shape, idx in groups.items()
+        }
+        first = next(iter(parts.values()))
+        out = np.empty((len(raw), *first.shape[1:]), dtype=first.dtype)
+        for shape, idx in groups.items():
+            out[idx] = parts[shape]
+        return out
     outputs = []
     for start in range(0, len(raw), batch_size):
         x = torch.from_numpy(task.preprocess(raw[start : start + batch_size]))

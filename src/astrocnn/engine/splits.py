@@ -9,7 +9,8 @@ import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
 
 from astrocnn.engine.config import RunConfig
-from astrocnn.tasks.base import ArraySplit, Task
+from astrocnn.engine.sampling import GroupedTensors
+from astrocnn.tasks.base import ArraySplit, Task, TaskKind
 
 #: Fractions of a user's labelled file used for training and validation; the rest is the test split.
 FRACTIONS = (0.7, 0.15)
@@ -36,24 +37,63 @@ class _Preprocessed(Dataset):
 
     def __getitem__(self, i: int):
         x, y = self.base[i]
-        return torch.from_numpy(self.task.preprocess(x.numpy()[None])[0]), y
+        return torch.from_numpy(self.task.preprocess(x.numpy()[None])[0]), _target(self.task, y)
 
 
-def _tensors(task: Task, split: ArraySplit) -> TensorDataset:
+def _target(task: Task, y: torch.Tensor) -> torch.Tensor:
+    """A user's label as the task's loss wants it: a class index, or a vector of values."""
+    y = task.target_tensor(y.numpy())
+    return y.reshape(task.num_outputs) if task.kind is TaskKind.REGRESSION else y
+
+
+def _tensors(task: Task, split: ArraySplit) -> Dataset:
+    if isinstance(split.x, list):  # several image sizes
+        xs = [torch.from_numpy(task.preprocess(x[None])[0]) for x in split.x]
+        return GroupedTensors(xs, task.target_tensor(split.y))
     return TensorDataset(torch.from_numpy(task.preprocess(split.x)), task.target_tensor(split.y))
 
 
-def _materialise(dataset: Dataset, limit: int | None = None) -> ArraySplit:
+def materialise(task: Task, dataset: Dataset, limit: int | None = None) -> ArraySplit:
+    """Raw images and targets of (the first ``limit`` items of) a user's dataset, in memory."""
     n = len(dataset) if limit is None else min(limit, len(dataset))
     xs, ys = zip(*(dataset[i] for i in range(n)), strict=True)
-    return ArraySplit(torch.stack(xs).numpy(), torch.stack(ys).numpy())
+    return ArraySplit(torch.stack(xs).numpy(), torch.stack([_target(task, y) for y in ys]).numpy())
 
 
 def generated_splits(task: Task, config: RunConfig) -> tuple[ArraySplit, ArraySplit, ArraySplit]:
     """Three independent streams from one seed, so the test set does not depend on n_train."""
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(3)]
-    sizes = (config.n_train, config.n_val, config.n_test)
-    return tuple(task.generate(n, rng) for n, rng in zip(sizes, streams, strict=True))
+    sizes = {"train": config.n_train, "val": config.n_val, "test": config.n_test}
+    return tuple(task.generate(n, rng, split) for (split, n), rng in zip(sizes.items(), streams, strict=True))
+
+
+def check_labelled(task: Task, dataset: Dataset, path: str) -> None:
+    """Targets and image size that fit the task, before any training starts."""
+    from astrocnn.data.readers import DataError
+
+    targets = dataset.targets.numpy()
+    if task.kind in (TaskKind.CLASSIFICATION,):
+        if targets.ndim != 1 or not np.all(np.equal(np.mod(targets, 1), 0)):
+            raise DataError(
+                f"{path}: {task.name} needs one integer class label per image, got {targets.shape}"
+            )
+        bad = targets[(targets < 0) | (targets >= task.num_outputs)]
+        if bad.size:
+            raise DataError(
+                f"{path}: label {bad[0]:g} is not a class of {task.name} (0 to {task.num_outputs - 1})"
+            )
+    elif task.kind is TaskKind.REGRESSION:
+        width = 1 if targets.ndim == 1 else targets.shape[1]
+        if width != task.num_outputs:
+            raise DataError(
+                f"{path}: {task.name} regresses {task.num_outputs} value(s) per image, got {width}"
+            )
+    x, _ = dataset[0]
+    if tuple(x.shape[1:]) != tuple(task.input_size):
+        size = "x".join(map(str, x.shape[1:]))
+        raise DataError(
+            f"{path}: images are {size}; {task.name} expects {'x'.join(map(str, task.input_size))}"
+        )
 
 
 def build_splits(task: Task, config: RunConfig) -> Splits:
@@ -63,6 +103,7 @@ def build_splits(task: Task, config: RunConfig) -> Splits:
     from astrocnn.data.datasets import load_labelled
 
     dataset = load_labelled(config.data, in_channels=task.in_channels, spatial_dims=task.spatial_dims)
+    check_labelled(task, dataset, config.data)
     order = np.random.default_rng(config.seed).permutation(len(dataset))
     n_train = int(FRACTIONS[0] * len(order))
     n_val = int(FRACTIONS[1] * len(order))
@@ -71,6 +112,6 @@ def build_splits(task: Task, config: RunConfig) -> Splits:
     return Splits(
         _Preprocessed(train, task),
         _Preprocessed(val, task),
-        _materialise(test),
-        _materialise(train, BASELINE_SAMPLES),
+        materialise(task, test),
+        materialise(task, train, BASELINE_SAMPLES),
     )

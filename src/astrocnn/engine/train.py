@@ -18,12 +18,14 @@ from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from astrocnn.engine.config import RunConfig, resolve, save_yaml
 from astrocnn.engine.module import DataModule, TaskModule
 from astrocnn.engine.results import finish
 from astrocnn.engine.run import Run, RunError, build_model, load_checkpoint_weights, load_run
 from astrocnn.engine.splits import build_splits
+from astrocnn.errors import OptionError
 from astrocnn.tasks import Task, get_task
 
 # Lightning's own use of a deprecated torch API; nothing a user can act on
@@ -69,25 +71,57 @@ def with_task_defaults(config: RunConfig, task: Task) -> RunConfig:
     return dataclasses.replace(config, **filled)
 
 
+#: What a resumed run may change: how it runs, not what it computes (and more epochs).
+RESUMABLE = (
+    "epochs",
+    "devices",
+    "num_nodes",
+    "strategy",
+    "accelerator",
+    "precision",
+    "num_workers",
+    "progress_bar",
+)
+_DEFAULTS = RunConfig(task="")
+
+
+def _is_worker() -> bool:
+    """A DDP process that Lightning (or torchrun, SLURM) started besides rank 0."""
+    return rank_zero_only.rank != 0
+
+
 def _run_dir(config: RunConfig) -> Path:
-    if os.environ.get(RUN_DIR_ENV):
+    if _is_worker() and os.environ.get(RUN_DIR_ENV):
         return Path(os.environ[RUN_DIR_ENV])
     if config.out:
         return Path(config.out)
     return Path("runs") / f"{config.task}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+def _holds_run(run_dir: Path) -> bool:
+    return (run_dir / "metrics.json").exists() or any((run_dir / "checkpoints").glob("*/*.ckpt"))
+
+
 def _prepare(config: RunConfig) -> tuple[Path, RunConfig]:
     run_dir = _run_dir(config)
     if config.resume:
         saved = load_run(run_dir).config  # raises RunError when there is nothing to resume
-        # the saved configuration wins, but a resumed run may be given more epochs
-        config = dataclasses.replace(saved, resume=True, epochs=config.epochs or saved.epochs)
-    elif rank_zero_only.rank == 0 and not os.environ.get(RUN_DIR_ENV):
-        if run_dir.exists() and any(run_dir.iterdir()):
-            raise RunError(
-                f"{run_dir}: already holds a run; use --resume to continue it or choose another --out"
+        changed = {
+            f.name: getattr(config, f.name)
+            for f in dataclasses.fields(RunConfig)
+            if f.name not in (*RESUMABLE, "task", "out", "resume")
+            and getattr(config, f.name) != getattr(_DEFAULTS, f.name)
+            and getattr(config, f.name) != getattr(saved, f.name)
+        }
+        if changed:
+            raise OptionError(
+                f"{run_dir}: --resume continues the saved configuration; it cannot change "
+                f"{', '.join(changed)} (it can change {', '.join(RESUMABLE)})"
             )
+        given = {k: getattr(config, k) for k in RESUMABLE if getattr(config, k) != getattr(_DEFAULTS, k)}
+        config = dataclasses.replace(saved, resume=True, out=str(run_dir), **given)
+    elif not _is_worker() and _holds_run(run_dir):
+        raise RunError(f"{run_dir}: already holds a run; use --resume to continue it or choose another --out")
     return run_dir, config
 
 
@@ -137,12 +171,15 @@ def _fit(config: RunConfig, run_dir: Path, task: Task, splits, which: str) -> to
     data = DataModule(
         splits.train, splits.val, batch_size=per_device, num_workers=config.num_workers, seed=config.seed
     )
-    trainer, checkpoint = _trainer(config, run_dir, which)
     last = run_dir / "checkpoints" / which / "last.ckpt"
     resume_from = last if config.resume and last.exists() else None
-    if resume_from is not None and rank_zero_only.rank == 0:
+    if resume_from is not None and not _is_worker():
         _keep_csv_history(run_dir / "logs" / "csv" / which)
-    trainer.fit(module, datamodule=data, ckpt_path=resume_from, weights_only=True)
+    try:
+        trainer, checkpoint = _trainer(config, run_dir, which)
+        trainer.fit(module, datamodule=data, ckpt_path=resume_from, weights_only=True)
+    except (MisconfigurationException, ImportError) as error:  # e.g. --accelerator gpu without a GPU
+        raise OptionError(f"cannot train with these settings: {str(error).splitlines()[0]}") from None
     best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else last
     if trainer.is_global_zero:
         load_checkpoint_weights(model, best)
@@ -162,21 +199,26 @@ def run_training(config: RunConfig) -> Run | None:
     run_dir, config = _prepare(config)
     task = get_task(config.task)
     config = with_task_defaults(config, task)
-    if rank_zero_only.rank == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_yaml(config, run_dir / "config.yaml")
-        os.environ[RUN_DIR_ENV] = str(run_dir.resolve())
+    build_model(config, task)  # an impossible model fails here, before anything is written
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     L.seed_everything(config.seed, workers=True, verbose=False)
     splits = build_splits(task, config)
-    networks = {"cnn": _fit(config, run_dir, task, splits, "cnn")}
-    if config.train_mlp:
-        L.seed_everything(config.seed, workers=True, verbose=False)
-        networks["mlp"] = _fit(config, run_dir, task, splits, "mlp")
-    if rank_zero_only.rank != 0:
+    if not _is_worker():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        # reproducible from this file alone: it is the resolved configuration, minus where it ran
+        save_yaml(dataclasses.replace(config, out=None, resume=False), run_dir / "config.yaml")
+        os.environ[RUN_DIR_ENV] = str(run_dir.resolve())  # for the DDP workers Lightning starts
+    try:
+        networks = {"cnn": _fit(config, run_dir, task, splits, "cnn")}
+        if config.train_mlp:
+            L.seed_everything(config.seed, workers=True, verbose=False)
+            networks["mlp"] = _fit(config, run_dir, task, splits, "mlp")
+    finally:
+        if not _is_worker():
+            os.environ.pop(RUN_DIR_ENV, None)
+    if _is_worker():
         return None
-    os.environ.pop(RUN_DIR_ENV, None)
-    finish(run_dir, config, task, splits, networks)
+    finish(run_dir, config, task, splits, {k: m.float() for k, m in networks.items()})
     return load_run(run_dir)
 
 

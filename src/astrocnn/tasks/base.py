@@ -15,6 +15,9 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
+
+from astrocnn.models import create_model
 
 
 class TaskKind(StrEnum):
@@ -43,13 +46,18 @@ class TaskDefaults:
     n_test: int = 1000
     early_stopping: int | None = None  # patience in epochs
     mlp_options: dict[str, Any] = field(default_factory=lambda: {"hidden": (256, 128)})
+    #: Settings of ``astrocnn demo --quick`` (default: a fraction of the above).
+    quick: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
 class ArraySplit:
-    """Images (N, C, *S) float32, targets, and per-sample metadata (e.g. the signal-to-noise)."""
+    """Images, targets, and per-sample metadata (e.g. the signal-to-noise).
 
-    x: np.ndarray
+    ``x`` is an array (N, C, *S), or a list of N arrays (C, *S_i) where sizes differ (Ising
+    lattices of several L)."""
+
+    x: np.ndarray | list[np.ndarray]
     y: np.ndarray
     meta: dict[str, np.ndarray] = field(default_factory=dict)
 
@@ -75,8 +83,9 @@ class Task(ABC):
 
     # ---- data ----------------------------------------------------------------------------------
     @abstractmethod
-    def generate(self, n: int, rng: np.random.Generator) -> ArraySplit:
-        """``n`` samples from the built-in, physically grounded generator (raw units)."""
+    def generate(self, n: int, rng: np.random.Generator, split: str = "test") -> ArraySplit:
+        """``n`` samples from the built-in, physically grounded generator (raw units). ``split``
+        ("train", "val" or "test") lets a task train on part of its domain only."""
 
     def preprocess(self, x: np.ndarray) -> np.ndarray:
         """Raw images (N, C, *S) -> network input; applied to generated data and to user files alike."""
@@ -105,12 +114,25 @@ class Task(ABC):
         """The field's metrics of ``prediction`` (from :meth:`postprocess`) on ``test``: a flat
         mapping of name to number; a per-bin metric is a list with its edges under ``<name>_bins``."""
 
-    def baseline(self, train: ArraySplit, test: ArraySplit) -> np.ndarray | None:
-        """Predictions of the classical method on ``test`` (same form as the network's), or None."""
+    def baseline(self, train: ArraySplit, test: ArraySplit) -> np.ndarray | dict[str, Any] | None:
+        """The classical method on ``test``: its predictions (same form as the network's, scored
+        by :meth:`metrics`), or its metrics directly where it is not a predictor, or None."""
         return None
 
+    def build_mlp(self) -> nn.Module:
+        """The fully connected network the CNN is compared with."""
+        return create_model(
+            "mlp", spatial_dims=self.spatial_dims, in_channels=self.in_channels, num_outputs=self.num_outputs,
+            input_size=self.input_size, **self.defaults.mlp_options,
+        )  # fmt: skip
+
     def plots(
-        self, results: dict[str, Any], test: ArraySplit, predictions: dict[str, np.ndarray], out: Path
+        self,
+        results: dict[str, Any],
+        test: ArraySplit,
+        predictions: dict[str, np.ndarray],
+        out: Path,
+        networks: dict[str, nn.Module],
     ) -> None:
         """Write the task's own figures into ``out`` (the run's plots folder); none by default."""
         return None

@@ -15,7 +15,7 @@ import numpy as np
 from astrocnn.data.writers import atomic_output
 
 
-def _save(fig: plt.Figure, path: Path) -> None:
+def save(fig: plt.Figure, path: Path) -> None:
     with atomic_output(path) as tmp:
         fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
     plt.close(fig)
@@ -38,7 +38,7 @@ def examples(
             )
         for ax in row:
             ax.set_axis_off()
-    _save(fig, path)
+    save(fig, path)
 
 
 def confusion_matrices(
@@ -58,10 +58,12 @@ def confusion_matrices(
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
         ax.set_title(method)
-    _save(fig, path)
+    save(fig, path)
 
 
-def metric_vs_bins(results: dict[str, dict[str, Any]], metric: str, xlabel: str, path: Path) -> None:
+def metric_vs_bins(
+    results: dict[str, dict[str, Any]], metric: str, xlabel: str, path: Path, *, log_x: bool = True
+) -> None:
     """A per-bin metric (list plus ``<metric>_bins`` edges) for every method that has it."""
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for method, values in results.items():
@@ -69,12 +71,13 @@ def metric_vs_bins(results: dict[str, dict[str, Any]], metric: str, xlabel: str,
             edges = np.asarray(values[f"{metric}_bins"])
             centres = np.sqrt(edges[:-1] * edges[1:]) if edges.min() > 0 else (edges[:-1] + edges[1:]) / 2
             ax.plot(centres, values[metric], marker="o", label=method)
-    ax.set_xscale("log")
+    if log_x:
+        ax.set_xscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(metric.split("_vs_")[0])
     ax.legend()
     ax.grid(alpha=0.3)
-    _save(fig, path)
+    save(fig, path)
 
 
 def training_curves(history: dict[str, dict[str, list[float]]], path: Path) -> None:
@@ -88,4 +91,4 @@ def training_curves(history: dict[str, dict[str, list[float]]], path: Path) -> N
     ax.set_yscale("log")
     ax.legend()
     ax.grid(alpha=0.3)
-    _save(fig, path)
+    save(fig, path)

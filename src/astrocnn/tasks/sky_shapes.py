@@ -13,7 +13,6 @@ profile about its centroid, its ellipticity and its flux, fed to a gradient-boos
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -91,7 +90,7 @@ class SkyShapes(Task):
         n_test=1000,
     )
 
-    def generate(self, n: int, rng: np.random.Generator) -> ArraySplit:
+    def generate(self, n: int, rng: np.random.Generator, split: str = "test") -> ArraySplit:
         labels = rng.integers(0, 3, size=n)
         profiles = np.empty((n, SIZE, SIZE))
         for k in range(3):
@@ -134,9 +133,7 @@ class SkyShapes(Task):
         clf.fit(profile_features(self.preprocess(train.x)), train.y)
         return clf.predict_proba(profile_features(self.preprocess(test.x)))
 
-    def plots(
-        self, results: dict[str, Any], test: ArraySplit, predictions: dict[str, np.ndarray], out: Path
-    ) -> None:
+    def plots(self, results, test, predictions, out, networks) -> None:
         plotting.examples(test.x[:, 0], test.y, predictions["cnn"], self.class_names, out / "examples.png")
         plotting.confusion_matrices(test.y, predictions, self.class_names, out / "confusion.png")
         plotting.metric_vs_bins(

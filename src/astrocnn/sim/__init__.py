@@ -1,0 +1,1 @@
+"""Physical simulations that generate the tasks' data."""

@@ -1,0 +1,231 @@
+"""Monte-Carlo sampling of the 2-D Ising model, with exact results to check it against.
+
+For each lattice size L and temperature T the sampler
+1. starts ordered below T_c and at random above it, and runs a burn-in;
+2. measures the integrated autocorrelation time tau of |m| in a pilot run (Sokal's automatic
+   windowing), extending the pilot until it is at least 50 tau long;
+3. counts burn-in plus pilot as thermalisation (at least 20 tau) and saves configurations
+   2 tau sweeps apart, so successive samples of a chain are effectively independent.
+Metropolis (64 replicas per word, multi-spin coding) runs away from T_c; the Wolff cluster
+algorithm (16 chains) within ``WOLFF_WINDOW``, where Metropolis suffers critical slowing down.
+Each saved configuration is flipped globally with probability 1/2: the Hamiltonian is symmetric
+under s -> -s, and this gives the symmetric ensemble of a finite lattice at every temperature.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import ellipk
+
+from astrocnn.sim import ising_kernels as k
+
+#: Onsager (1944): the exact critical temperature, J = k_B = 1.
+TC = 2.0 / math.log(1.0 + math.sqrt(2.0))
+WOLFF_WINDOW = (TC - 0.3, TC + 0.4)
+WOLFF_CHAINS = 16
+MIN_PILOT = 400
+MAX_PILOT = 200_000
+
+
+def onsager_energy(temperature: float | np.ndarray) -> np.ndarray:
+    """Exact energy per spin of the infinite lattice (Onsager 1944)."""
+    beta = 1.0 / np.asarray(temperature, dtype=np.float64)
+    kappa = 2.0 * np.sinh(2 * beta) / np.cosh(2 * beta) ** 2
+    return -1.0 / np.tanh(2 * beta) * (1 + 2 / np.pi * (2 * np.tanh(2 * beta) ** 2 - 1) * ellipk(kappa**2))
+
+
+def yang_magnetisation(temperature: float | np.ndarray) -> np.ndarray:
+    """Exact spontaneous magnetisation per spin of the infinite lattice (Yang 1952); 0 above T_c."""
+    t = np.asarray(temperature, dtype=np.float64)
+    inner = 1.0 - np.sinh(2.0 / t) ** -4.0
+    return np.where(t < TC, np.clip(inner, 0, None) ** 0.125, 0.0)
+
+
+def integrated_autocorrelation_time(series: np.ndarray, window_factor: float = 5.0) -> float:
+    """tau_int of ``series`` (replicas, steps), from the replica-averaged autocorrelation
+    function with Sokal's window: the smallest W with W >= window_factor * tau(W)."""
+    x = np.atleast_2d(series).astype(np.float64)
+    x = x - x.mean(axis=1, keepdims=True)
+    n = x.shape[1]
+    spectrum = np.fft.rfft(x, n=2 * n)
+    acov = np.fft.irfft(spectrum * np.conj(spectrum), n=2 * n)[:, :n].mean(axis=0)
+    if acov[0] <= 1e-15:  # no fluctuation at all (deep in the ordered phase): independent
+        return 0.5
+    rho = acov / acov[0]
+    tau = 0.5
+    for w in range(1, n):
+        tau += rho[w]
+        if w >= window_factor * tau:
+            break
+    return max(tau, 0.5)
+
+
+@dataclass
+class IsingSamples:
+    """``n`` configurations of one (L, T) and how they were made."""
+
+    size: int
+    temperature: float
+    configs: np.ndarray  # (n, L, L) int8, +1 / -1
+    energy: np.ndarray  # (n,) per spin
+    magnetisation: np.ndarray  # (n,) per spin
+    tau: float  # integrated autocorrelation time of |m|, in sweeps
+    thermalisation: int  # sweeps before the first sample
+    spacing: int  # sweeps between samples of a chain
+    algorithm: str  # "metropolis" or "wolff"
+
+
+class _Chains:
+    """Either 64 multi-spin-coded Metropolis replicas or 16 Wolff chains, behind one interface."""
+
+    def __init__(self, size: int, temperature: float, rng: np.random.Generator):
+        self.size, self.beta = size, 1.0 / temperature
+        self.wolff = WOLFF_WINDOW[0] <= temperature <= WOLFF_WINDOW[1]
+        cold = temperature < TC
+        if self.wolff:
+            self.replicas = WOLFF_CHAINS
+            shape = (self.replicas, size, size)
+            self.spins = (
+                np.ones(shape, np.int8) if cold else rng.choice(np.array([-1, 1], np.int8), size=shape)
+            )
+            self.states = k.seed_states(rng, self.replicas)
+        else:
+            self.replicas = 64
+            self.words = (
+                np.full((size, size), k.ONES, np.uint64)
+                if cold
+                else rng.integers(0, 2**64, size=(size, size), dtype=np.uint64)
+            )
+            self.digits = k.probability_digits(math.exp(-4.0 * self.beta))
+            self.states = k.seed_states(rng, size)
+
+    @property
+    def algorithm(self) -> str:
+        return "wolff" if self.wolff else "metropolis"
+
+    def sweep(self, n: int) -> None:
+        if n <= 0:
+            return
+        if self.wolff:
+            k.wolff_sweeps(self.spins, self.beta, n, self.states)
+        else:
+            k.multispin_sweeps(self.words, self.digits, n, self.states)
+
+    def abs_m(self, out: np.ndarray) -> None:
+        if self.wolff:
+            e = np.empty(self.replicas)
+            k.observables(self.spins, e, out)
+            np.abs(out, out=out)
+        else:
+            k.abs_magnetisations(self.words, out)
+
+    def snapshot(self) -> np.ndarray:
+        if self.wolff:
+            return self.spins.copy()
+        out = np.empty((64, self.size, self.size), np.int8)
+        k.unpack(self.words, out)
+        return out
+
+
+def sample(size: int, temperature: float, n: int, rng: np.random.Generator) -> IsingSamples:
+    """``n`` equilibrium configurations of the L = ``size`` lattice at ``temperature``."""
+    if not 2 <= size <= 4096 or temperature <= 0:
+        raise ValueError(f"need 2 <= L <= 4096 and T > 0, got L={size}, T={temperature}")
+    chains = _Chains(size, temperature, rng)
+    burn_in = 20 if chains.wolff else 100
+    chains.sweep(burn_in)
+    series: list[np.ndarray] = []
+    buffer = np.empty(chains.replicas)
+    length = MIN_PILOT
+    while True:
+        while len(series) < length:
+            chains.sweep(1)
+            chains.abs_m(buffer)
+            series.append(buffer.copy())
+        tau = integrated_autocorrelation_time(np.array(series).T)
+        if length >= 50 * tau or length >= MAX_PILOT:
+            break
+        length = min(2 * length, MAX_PILOT)
+    thermalisation = burn_in + len(series)
+    extra = max(0, math.ceil(20 * tau) - thermalisation)
+    chains.sweep(extra)
+    spacing = max(1, math.ceil(2 * tau))
+    per_chain = math.ceil(n / chains.replicas)
+    snapshots = []
+    for _ in range(per_chain):
+        chains.sweep(spacing)
+        snapshots.append(chains.snapshot())
+    # interleave chains so that the first n configurations come from as many chains as possible
+    configs = np.stack(snapshots, axis=1).reshape(-1, size, size)[:n]
+    configs *= rng.choice(np.array([-1, 1], np.int8), size=(n, 1, 1))
+    energy, magnetisation = np.empty(n), np.empty(n)
+    k.observables(configs, energy, magnetisation)
+    return IsingSamples(
+        size,
+        float(temperature),
+        configs,
+        energy,
+        magnetisation,
+        float(tau),
+        thermalisation + extra,
+        spacing,
+        chains.algorithm,
+    )
+
+
+def parse_temperatures(text: str) -> np.ndarray:
+    """``"1.0:3.5:0.05"`` (inclusive range) or ``"1.5,2.0,2.5"``."""
+    try:
+        if ":" in text:
+            start, stop, step = (float(v) for v in text.split(":"))
+            if step <= 0 or stop < start:
+                raise ValueError
+            values = np.round(np.arange(start, stop + step / 2, step), 10)
+        else:
+            values = np.array([float(v) for v in text.split(",")])
+    except ValueError:
+        raise ValueError(
+            f"temperatures {text!r} are not START:STOP:STEP or a comma list of numbers"
+        ) from None
+    if values.size == 0 or np.any(values <= 0) or not np.all(np.isfinite(values)):
+        raise ValueError(f"temperatures {text!r} must be positive numbers")
+    return values
+
+
+def generate(
+    sizes: Sequence[int],
+    temperatures: Sequence[float],
+    per_t: int,
+    seed: int,
+    progress: Callable[[int, float], None] | None = None,
+) -> dict[int, list[IsingSamples]]:
+    """Samples for every (L, T). Each pair has its own random stream derived from ``seed`` and
+    (L, T)'s position, so a pair's samples do not depend on what else is generated."""
+    root = np.random.SeedSequence(seed)
+    result: dict[int, list[IsingSamples]] = {}
+    for size in sizes:
+        result[size] = []
+        for t in temperatures:
+            child = np.random.SeedSequence(entropy=root.entropy, spawn_key=(int(size), int(np.rint(t * 1e6))))
+            result[size].append(sample(size, float(t), per_t, np.random.default_rng(child)))
+            if progress is not None:
+                progress(size, float(t))
+    return result
+
+
+def numpy_checkerboard_sweep(spins: np.ndarray, beta: float, rng: np.random.Generator) -> None:
+    """A straightforward vectorised NumPy Metropolis sweep (the reference the kernels are
+    benchmarked and checked against): each colour at once, neighbours by np.roll."""
+    i, j = np.indices(spins.shape)
+    for colour in (0, 1):
+        mask = (i + j) % 2 == colour
+        neighbours = (
+            np.roll(spins, 1, 0) + np.roll(spins, -1, 0) + np.roll(spins, 1, 1) + np.roll(spins, -1, 1)
+        )
+        d_e = 2 * spins * neighbours
+        accept = mask & ((d_e <= 0) | (rng.random(spins.shape) < np.exp(-beta * d_e)))
+        spins[accept] *= -1
