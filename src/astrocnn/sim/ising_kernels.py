@@ -149,58 +149,60 @@ def abs_magnetisations(words: np.ndarray, out: np.ndarray) -> None:
 
 
 @njit(cache=True)
-def _wolff_flips(
-    spins: np.ndarray, p_add: float, n_spins: int, s0: np.uint64, s1: np.uint64, stack: np.ndarray
-):
-    """Single-cluster updates until at least ``n_spins`` spins have flipped (one sweep-equivalent
-    for n_spins = L^2). A neighbour of equal sign joins with probability 1 - exp(-2 beta)."""
+def _wolff_cluster(spins: np.ndarray, threshold: np.uint64, s0: np.uint64, s1: np.uint64, stack: np.ndarray):
+    """Grow one Wolff cluster from a random seed site and flip it: a neighbour of the seed's
+    sign joins with probability 1 - exp(-2 beta) per bond (Wolff 1989). Returns its size."""
     n = spins.shape[0]
-    threshold = np.uint64(p_add * 18446744073709551615.0)
-    flipped = 0
-    while flipped < n_spins:
-        s0, s1, u = _xorshift(s0, s1)
-        site = np.int64(u % np.uint64(n * n))
-        s = spins[site // n, site % n]
-        spins[site // n, site % n] = -s
-        stack[0] = site
-        top = 1
-        flipped += 1
-        while top > 0:
-            top -= 1
-            i = stack[top] // n
-            j = stack[top] % n
-            for k in range(4):
-                ni, nj = i, j
-                if k == 0:
-                    ni = i - 1 if i > 0 else n - 1
-                elif k == 1:
-                    ni = i + 1 if i < n - 1 else 0
-                elif k == 2:
-                    nj = j - 1 if j > 0 else n - 1
-                else:
-                    nj = j + 1 if j < n - 1 else 0
-                if spins[ni, nj] == s:
-                    s0, s1, u = _xorshift(s0, s1)
-                    if u < threshold:
-                        spins[ni, nj] = -s
-                        stack[top] = ni * n + nj
-                        top += 1
-                        flipped += 1
-    return s0, s1
+    s0, s1, u = _xorshift(s0, s1)
+    site = np.int64(u % np.uint64(n * n))
+    s = spins[site // n, site % n]
+    spins[site // n, site % n] = -s  # flipped on joining, so no site joins twice
+    stack[0] = site
+    top = 1
+    size = 1
+    while top > 0:
+        top -= 1
+        i = stack[top] // n
+        j = stack[top] % n
+        for k in range(4):
+            ni, nj = i, j
+            if k == 0:
+                ni = i - 1 if i > 0 else n - 1
+            elif k == 1:
+                ni = i + 1 if i < n - 1 else 0
+            elif k == 2:
+                nj = j - 1 if j > 0 else n - 1
+            else:
+                nj = j + 1 if j < n - 1 else 0
+            if spins[ni, nj] == s:
+                s0, s1, u = _xorshift(s0, s1)
+                if u < threshold:
+                    spins[ni, nj] = -s
+                    stack[top] = ni * n + nj
+                    top += 1
+                    size += 1
+    return size, s0, s1
 
 
 @njit(parallel=True, cache=True)
-def wolff_sweeps(spins: np.ndarray, beta: float, n_sweeps: int, states: np.ndarray) -> None:
-    """``n_sweeps`` Wolff sweep-equivalents on each chain of ``spins`` (chains, L, L) int8."""
+def wolff_clusters(
+    spins: np.ndarray, beta: float, n_clusters: int, states: np.ndarray, flipped: np.ndarray
+) -> None:
+    """``n_clusters`` Wolff cluster updates on each chain of ``spins`` (chains, L, L) int8; adds
+    the number of flipped spins to ``flipped``. The count of updates is fixed in advance: a
+    count that depended on the cluster sizes seen would bias the states observed after it."""
     n = spins.shape[1]
-    p_add = 1.0 - np.exp(-2.0 * beta)
+    threshold = np.uint64((1.0 - np.exp(-2.0 * beta)) * 18446744073709551615.0)
     for c in prange(spins.shape[0]):
         stack = np.empty(n * n, dtype=np.int64)
         s0, s1 = states[c, 0], states[c, 1]
-        for _ in range(n_sweeps):
-            s0, s1 = _wolff_flips(spins[c], p_add, n * n, s0, s1, stack)
+        total = 0
+        for _ in range(n_clusters):
+            size, s0, s1 = _wolff_cluster(spins[c], threshold, s0, s1, stack)
+            total += size
         states[c, 0] = s0
         states[c, 1] = s1
+        flipped[c] += total
 
 
 @njit(parallel=True, cache=True)
