@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument("--task", default="sky-shapes")
     parser.add_argument("--n-train", type=int, default=2000)
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
     args = parser.parse_args()
     task = get_task(args.task)

@@ -30,6 +30,8 @@ from astrocnn.tasks import Task, get_task
 
 # Lightning's own use of a deprecated torch API; nothing a user can act on
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+# short laptop-sized epochs: Lightning warns that they hold fewer steps than the logging interval
+warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
 
 #: Set by the launching process so DDP workers, which re-run the command, find the same folder.
 RUN_DIR_ENV = "ASTROCNN_RUN_DIR"
@@ -157,7 +159,7 @@ def _trainer(config: RunConfig, run_dir: Path, which: str) -> tuple[L.Trainer, M
         deterministic="warn",  # bit-reproducible on the CPU; warn where a GPU kernel cannot be
         enable_progress_bar=progress,
         enable_model_summary=False,
-        log_every_n_steps=1,  # a few steps an epoch on laptop-sized data
+        log_every_n_steps=10,  # per-step logging costs throughput; epochs are logged anyway
         num_sanity_val_steps=0,
         default_root_dir=run_dir,
     )
