@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,21 @@ from astrocnn.engine.run import Run, RunError
 from astrocnn.models import create_model, get_model_spec
 
 FORMATS = ("onnx", "safetensors")
+
+
+@contextlib.contextmanager
+def _quiet_exporter():
+    """The ONNX exporter reports its progress and optional operators it skips (torchvision's);
+    none of that concerns a user whose export succeeds."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 def model_description(run: Run) -> dict[str, Any]:
@@ -56,7 +73,7 @@ def export_run(run: Run, fmt: str, *, out: Path | None = None) -> Path:
     if fmt == "onnx":
         example = torch.zeros((2, run.task.in_channels, *run.task.input_size))
         batch = torch.export.Dim("batch", min=1)
-        with atomic_output(target) as tmp, contextlib.redirect_stdout(io.StringIO()):
+        with atomic_output(target) as tmp, _quiet_exporter():
             torch.onnx.export(
                 model,
                 (example,),
