@@ -40,7 +40,7 @@ def test_task_defaults_fill_what_is_not_given():
         ("epochs: ten\n", "epochs must be an integer or null, got 'ten'"),
         ("epochs: true\n", "epochs must be an integer or null, got True"),
         ("lr: -0.1\n", "lr must be in (0, 10)"),
-        ("bacth_size: 4\n", "unknown option(s) bacth_size"),
+        ("bacth_size: 4\n", "unknown option(s) 'bacth_size'"),
         ("precision: 8-bit\n", "precision must be one of"),
         ("- a\n- b\n", "must be a mapping"),
         ("epochs: [1\n", "not valid YAML at line"),

@@ -155,8 +155,15 @@ def evaluate_command(run_dir: str, data: str | None) -> None:
 @click.option("--out", required=True, type=click.Path(), help="CSV for values, FITS or HDF5 for images.")
 @click.option("--hdu", help="FITS HDU (index or EXTNAME).")
 @click.option("--dataset", help="HDF5 dataset or NPZ key.")
+@click.option(
+    "--nan-policy",
+    type=click.Choice(["error", "median", "zero"]),
+    default="error",
+    show_default=True,
+    help="NaN, infinite or masked pixels: refuse the file, or fill them with the median or zero.",
+)
 def predict_command(
-    run_dir: str, inputs: tuple[str, ...], out: str, hdu: str | None, dataset: str | None
+    run_dir: str, inputs: tuple[str, ...], out: str, hdu: str | None, dataset: str | None, nan_policy: str
 ) -> None:
     """Apply a trained network to FITS, HDF5, NPY/NPZ or PNG/JPEG files."""
     from pathlib import Path
@@ -166,7 +173,12 @@ def predict_command(
 
     hdu_value = int(hdu) if hdu is not None and hdu.lstrip("-").isdigit() else hdu
     path = predict_files(
-        load_run(run_dir), [Path(p) for p in inputs], Path(out), hdu=hdu_value, dataset=dataset
+        load_run(run_dir),
+        [Path(p) for p in inputs],
+        Path(out),
+        hdu=hdu_value,
+        dataset=dataset,
+        nan_policy=nan_policy,
     )
     click.echo(f"wrote {path}")
 
@@ -284,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
         click.echo(f"astrocnn: error: {error}", err=True)
-        return 2
+        return getattr(error, "exit_code", 2)
     return 0
 
 

@@ -18,3 +18,9 @@ class UnknownNameError(AstroCNNError, KeyError):
 
 class OptionError(AstroCNNError, ValueError):
     """An option a builder does not take, or a value it cannot use."""
+
+
+class Interrupted(AstroCNNError):
+    """The user stopped a run (Ctrl-C); its state was saved. Exit code 130, as for SIGINT."""
+
+    exit_code = 130

@@ -113,7 +113,7 @@ def validate(config: RunConfig, source: str = "configuration") -> RunConfig:
 
 def merge(base: RunConfig, values: dict[str, Any], source: str) -> RunConfig:
     """``base`` with ``values`` laid over it; unknown keys and wrong types are errors naming ``source``."""
-    unknown = sorted(set(values) - set(_FIELDS))
+    unknown = sorted(repr(k) for k in set(values) - set(_FIELDS))  # repr: one line, whatever the key
     if unknown:
         raise OptionError(f"{source}: unknown option(s) {', '.join(unknown)}; valid: {', '.join(_FIELDS)}")
     checked = {key: _check_type(key, value, source) for key, value in values.items()}

@@ -7,10 +7,16 @@ import math
 import lightning as L
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import DataLoader, Dataset, SequentialSampler
 
-from astrocnn.engine.sampling import GroupedBatchSampler
+from astrocnn.engine.sampling import EpochSeededSampler, GroupedBatchSampler
+from astrocnn.errors import AstroCNNError
 from astrocnn.tasks.base import Task, TaskKind
+
+
+class TrainingDiverged(AstroCNNError):
+    """The loss became NaN or infinite."""
+
 
 #: Weight of the auxiliary classifiers' losses (Szegedy et al. 2014 use 0.3).
 AUX_WEIGHT = 0.3
@@ -39,6 +45,11 @@ class TaskModule(L.LightningModule):
         else:
             out = self.model(x)
             loss = self.task.loss(out, y)
+        if stage == "train" and not torch.isfinite(loss):
+            raise TrainingDiverged(
+                f"the training loss became {loss.item()} at epoch {self.current_epoch}, "
+                f"step {self.global_step} (try a smaller --lr)"
+            )
         on_step = stage == "train"
         self.log(
             f"{stage}_loss",
@@ -92,7 +103,7 @@ class DataModule(L.LightningDataModule):
         workers = {"num_workers": self.num_workers, "persistent_workers": self.num_workers > 0}
         drop_last = train and len(dataset) > self.batch_size  # no 1-image batch for batch norm
         if train:
-            sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(self.seed))
+            sampler = EpochSeededSampler(dataset, self.seed)
         else:
             sampler = SequentialSampler(dataset)
         if hasattr(dataset, "groups"):  # images of several sizes: one size per batch

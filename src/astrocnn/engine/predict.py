@@ -18,7 +18,8 @@ IMAGE_SUFFIXES = (".fits", ".fit", ".h5", ".hdf5")
 def _batch(image: Image, run: Run) -> np.ndarray:
     """(N, C, *S) from one file: a stack of images (HDF5, NPY) or a single image."""
     task = run.task
-    if task.in_channels == 1 and image.data.ndim == task.spatial_dims + 1:  # (N, H, W): a stack
+    stack_format = image.path.suffix.lower() not in (".png", ".jpg", ".jpeg")  # pictures hold one image
+    if stack_format and task.in_channels == 1 and image.data.ndim == task.spatial_dims + 1:  # (N, H, W)
         return image.data[:, None].astype(np.float32, copy=False)
     if image.data.ndim == task.spatial_dims + 2:
         if image.data.shape[1] != task.in_channels:
@@ -38,6 +39,7 @@ def predict_files(
     hdu: int | str | None = None,
     dataset: str | None = None,
     which: str = "cnn",
+    nan_policy: str = "error",
 ) -> Path:
     task = run.task
     out = Path(out)
@@ -48,7 +50,8 @@ def predict_files(
             f"{out}: {task.name} writes {'images' if image_output else 'a table'}; use {' or '.join(allowed)}"
         )
     model = run.model(which)
-    images = [read_image(p, hdu=hdu, dataset=dataset) for p in inputs]  # read all first: fail before writing
+    # read everything first: a bad file fails before anything is written
+    images = [read_image(p, hdu=hdu, dataset=dataset, nan_policy=nan_policy) for p in inputs]
     batches = [_batch(image, run) for image in images]
     outputs = []
     for image, batch in zip(images, batches, strict=True):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,29 @@ def build_model(config: RunConfig, task: Task, which: str = "cnn") -> nn.Module:
         num_outputs=task.num_outputs,
         **options,
     )
+
+
+def checkpoint_problem(path: Path) -> str | None:
+    """Why ``path`` is not a usable checkpoint (truncated, corrupt, carrying code), or None."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # truncated zip, bad pickle, a payload weights_only refuses
+        return (
+            f"{type(error).__name__}: {str(error).splitlines()[0][:160]}"
+            if str(error)
+            else type(error).__name__
+        )
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        return "no state_dict in it"
+    return None
+
+
+def rank_zero_warn_line(message: str) -> None:
+    """One line on stderr, from the main process only."""
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    if rank_zero_only.rank == 0:
+        print(f"astrocnn: warning: {message}", file=sys.stderr)
 
 
 def load_checkpoint_weights(model: nn.Module, path: Path) -> nn.Module:
@@ -108,9 +132,19 @@ class Run:
         return self.checkpoint(which).exists()
 
     def model(self, which: str = "cnn", kind: str = "best") -> nn.Module:
-        """The trained network ``which`` with its ``kind`` ("best" or "last") weights, in eval mode."""
+        """The trained network ``which`` with its ``kind`` ("best" or "last") weights, in eval mode;
+        the other checkpoint when that one is damaged (said on stderr)."""
         model = build_model(self.config, self.task, which)
-        return load_checkpoint_weights(model, self.checkpoint(which, kind)).eval()
+        path = self.checkpoint(which, kind)
+        problem = checkpoint_problem(path) if path.exists() else "missing"
+        if problem is not None:
+            other = self.checkpoint(which, "last" if kind == "best" else "best")
+            if other.exists() and checkpoint_problem(other) is None:
+                rank_zero_warn_line(
+                    f"{path} is {'missing' if problem == 'missing' else 'damaged'}; using {other}"
+                )
+                path = other
+        return load_checkpoint_weights(model, path).eval()
 
     def predict(self, raw: np.ndarray, which: str = "cnn") -> np.ndarray:
         return predict_array(self.model(which), self.task, raw)

@@ -7,7 +7,23 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 
 import torch
-from torch.utils.data import BatchSampler, Dataset, DistributedSampler
+from torch.utils.data import BatchSampler, Dataset, DistributedSampler, RandomSampler
+
+
+class EpochSeededSampler(RandomSampler):
+    """A shuffled order that depends only on (seed, epoch), which Lightning sets every epoch: a
+    run resumed from a checkpoint sees the same order as one that was never interrupted."""
+
+    def __init__(self, data_source: Dataset, seed: int):
+        super().__init__(data_source)
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        yield from torch.randperm(len(self.data_source), generator=generator).tolist()
 
 
 class GroupedTensors(Dataset):

@@ -15,17 +15,25 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.fabric.utilities.rank_zero import rank_zero_only
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from astrocnn.engine.config import RunConfig, resolve, save_yaml
-from astrocnn.engine.module import DataModule, TaskModule
+from astrocnn.engine.module import DataModule, TaskModule, TrainingDiverged
 from astrocnn.engine.results import finish
-from astrocnn.engine.run import Run, RunError, build_model, load_checkpoint_weights, load_run
+from astrocnn.engine.run import (
+    Run,
+    RunError,
+    build_model,
+    checkpoint_problem,
+    load_checkpoint_weights,
+    load_run,
+    rank_zero_warn_line,
+)
 from astrocnn.engine.splits import build_splits
-from astrocnn.errors import OptionError
+from astrocnn.errors import Interrupted, OptionError
 from astrocnn.tasks import Task, get_task
 
 # Lightning's own use of a deprecated torch API; nothing a user can act on
@@ -137,7 +145,7 @@ def _trainer(config: RunConfig, run_dir: Path, which: str) -> tuple[L.Trainer, M
         save_last=True,
         enable_version_counter=False,
     )
-    callbacks: list = [checkpoint]
+    callbacks: list = [checkpoint, SaveOnInterrupt(run_dir / "checkpoints" / which / "last.ckpt")]
     if config.early_stopping:
         callbacks.append(EarlyStopping(monitor="val_loss", mode="min", patience=config.early_stopping))
     progress = sys.stderr.isatty() if config.progress_bar is None else config.progress_bar
@@ -173,19 +181,64 @@ def _fit(config: RunConfig, run_dir: Path, task: Task, splits, which: str) -> to
     data = DataModule(
         splits.train, splits.val, batch_size=per_device, num_workers=config.num_workers, seed=config.seed
     )
-    last = run_dir / "checkpoints" / which / "last.ckpt"
-    resume_from = last if config.resume and last.exists() else None
+    folder = run_dir / "checkpoints" / which
+    resume_from = _resume_point(folder) if config.resume else None
     if resume_from is not None and not _is_worker():
         _keep_csv_history(run_dir / "logs" / "csv" / which)
+    trainer, checkpoint = _make_trainer(config, run_dir, which)
     try:
-        trainer, checkpoint = _trainer(config, run_dir, which)
         trainer.fit(module, datamodule=data, ckpt_path=resume_from, weights_only=True)
-    except (MisconfigurationException, ImportError) as error:  # e.g. --accelerator gpu without a GPU
-        raise OptionError(f"cannot train with these settings: {str(error).splitlines()[0]}") from None
-    best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else last
+    except TrainingDiverged as error:
+        kept = (
+            f"; the last good checkpoint is {folder / 'last.ckpt'}" if (folder / "last.ckpt").exists() else ""
+        )
+        raise TrainingDiverged(f"{which}: {error}{kept}") from None
+    except SystemExit:  # Lightning's answer to Ctrl-C, after our callback saved a checkpoint
+        if trainer.interrupted:
+            raise Interrupted(
+                f"interrupted at epoch {trainer.current_epoch}, step {trainer.global_step}; saved "
+                f"{folder / 'last.ckpt'}; continue with: "
+                f"astrocnn train {config.task} --out {run_dir} --resume"
+            ) from None
+        raise
+    best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else folder / "last.ckpt"
     if trainer.is_global_zero:
         load_checkpoint_weights(model, best)
     return model
+
+
+def _make_trainer(config: RunConfig, run_dir: Path, which: str) -> tuple[L.Trainer, ModelCheckpoint]:
+    try:
+        return _trainer(config, run_dir, which)
+    except (MisconfigurationException, ImportError) as error:  # e.g. --accelerator gpu without a GPU
+        raise OptionError(f"cannot train with these settings: {str(error).splitlines()[0]}") from None
+
+
+def _resume_point(folder: Path) -> Path | None:
+    """The newest loadable checkpoint: ``last.ckpt``, or ``best.ckpt`` where the last one is
+    damaged (said on stderr). None when the network has not saved any yet."""
+    candidates = [p for p in (folder / "last.ckpt", folder / "best.ckpt") if p.exists()]
+    for path in candidates:
+        problem = checkpoint_problem(path)
+        if problem is None:
+            return path
+        rank_zero_warn_line(f"{path} is damaged ({problem}); trying an older checkpoint")
+    if candidates:
+        raise RunError(f"{folder}: no usable checkpoint to resume from")
+    return None
+
+
+class SaveOnInterrupt(Callback):
+    """Ctrl-C: save ``last.ckpt`` (atomically, through the checkpoint IO) before Lightning exits."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        if isinstance(exception, KeyboardInterrupt):
+            trainer.save_checkpoint(self.path)
 
 
 def _keep_csv_history(folder: Path) -> None:
