@@ -187,6 +187,37 @@ def test_bad_names_and_options(tmp_path, capsys, argv, message):
     assert not (tmp_path / "r").exists()
 
 
+def test_labels_and_sizes_of_user_data_are_checked_before_training(tmp_path, capsys):
+    import h5py
+
+    for name, images, labels, message in [
+        (
+            "classes.h5",
+            np.zeros((20, 1, 32, 32)),
+            np.full(20, 3),
+            "label 3 is not a class of sky-shapes (0 to 2)",
+        ),
+        (
+            "size.h5",
+            np.zeros((20, 1, 64, 64)),
+            np.zeros(20, int),
+            "images are 64x64; sky-shapes expects 32x32",
+        ),
+    ]:
+        path = tmp_path / name
+        with h5py.File(path, "w") as f:
+            f["images"], f["labels"] = images, labels
+        out = tmp_path / "run"
+        err = one_line_error(capsys, main(["train", "sky-shapes", "--data", str(path), "--out", str(out)]))
+        assert f"{name}: {message}" in err and not out.exists()
+
+
+def test_impossible_trainer_settings_write_nothing(tmp_path, capsys):
+    out = tmp_path / "run"
+    err = one_line_error(capsys, main(["train", "sky-shapes", "--accelerator", "gpu", "--out", str(out)]))
+    assert "cannot train with these settings" in err and not out.exists()
+
+
 # ---- fuzzing the configuration parser (the readers are fuzzed in test_data.py) ---------------
 
 values = st.recursive(
@@ -292,7 +323,8 @@ def test_a_loss_that_is_not_finite_stops_the_run_naming_the_step(tmp_path, monke
     code = main(["train", "sky-shapes", "--out", str(out), "--epochs", "3", "--no-mlp", "--no-baseline",
                  "--config", str(write_config(tmp_path))])  # fmt: skip
     err = one_line_error(capsys, code)
-    assert "the training loss became nan at epoch 1, step" in err and "last good checkpoint" in err
+    # 8 training + 2 validation batches in epoch 0, then two good steps: the 11th step is NaN
+    assert "the training loss became nan at epoch 1, step 10 " in err and "last good checkpoint" in err
     last = out / "checkpoints" / "cnn" / "last.ckpt"
     assert torch.load(last, weights_only=True)["epoch"] == 0  # the good epoch is kept
     with pytest.raises(TrainingDiverged):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import shutil
 import sys
 import time
 import warnings
@@ -254,10 +255,13 @@ def run_training(config: RunConfig) -> Run | None:
     run_dir, config = _prepare(config)
     task = get_task(config.task)
     config = with_task_defaults(config, task)
-    build_model(config, task)  # an impossible model fails here, before anything is written
+    # impossible settings fail here, before anything is written
+    build_model(config, task)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    _make_trainer(config, run_dir, "cnn")
     L.seed_everything(config.seed, workers=True, verbose=False)
     splits = build_splits(task, config)
+    created = not run_dir.exists()
     if not _is_worker():
         run_dir.mkdir(parents=True, exist_ok=True)
         # reproducible from this file alone: it is the resolved configuration, minus where it ran
@@ -268,6 +272,11 @@ def run_training(config: RunConfig) -> Run | None:
         if config.train_mlp:
             L.seed_everything(config.seed, workers=True, verbose=False)
             networks["mlp"] = _fit(config, run_dir, task, splits, "mlp")
+    except BaseException:
+        # a run that failed before its first checkpoint leaves no folder behind
+        if created and not _is_worker() and not _holds_run(run_dir):
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     finally:
         if not _is_worker():
             os.environ.pop(RUN_DIR_ENV, None)
