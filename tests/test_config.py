@@ -61,6 +61,12 @@ def test_bad_flag_values_on_the_command_line(capsys):
     assert "/no/such/file.yaml: cannot read the configuration" in capsys.readouterr().err
 
 
+def test_global_batch_must_divide_over_the_processes():
+    with pytest.raises(OptionError, match="batch_size 65 is the global batch and must divide evenly over 2"):
+        resolve("sky-shapes", batch_size=65, devices=2)
+    assert resolve("sky-shapes", batch_size=64, devices=2).batch_size == 64
+
+
 def test_model_option_strings_are_resolved_at_the_edge():
     from torch import nn
 

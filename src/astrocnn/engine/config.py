@@ -97,6 +97,12 @@ def validate(config: RunConfig, source: str = "configuration") -> RunConfig:
         value = getattr(config, key)
         if value is not None and value < 1:
             raise OptionError(f"{source}: {key} must be at least 1, got {value}")
+    processes = config.devices * config.num_nodes
+    if config.batch_size is not None and config.batch_size % processes:
+        raise OptionError(
+            f"{source}: batch_size {config.batch_size} is the global batch and must divide evenly over "
+            f"{processes} processes (devices x num_nodes)"
+        )
     if config.lr is not None and not 0 < config.lr < 10:
         raise OptionError(f"{source}: lr must be in (0, 10), got {config.lr}")
     if config.weight_decay < 0:

@@ -21,7 +21,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-from astrocnn.engine.config import RunConfig, resolve, save_yaml
+from astrocnn.engine.config import RunConfig, resolve, save_yaml, validate
 from astrocnn.engine.module import DataModule, TaskModule, TrainingDiverged
 from astrocnn.engine.results import finish
 from astrocnn.engine.run import (
@@ -254,7 +254,7 @@ def run_training(config: RunConfig) -> Run | None:
     """Train, evaluate and report; returns the run (None in DDP worker processes)."""
     run_dir, config = _prepare(config)
     task = get_task(config.task)
-    config = with_task_defaults(config, task)
+    config = validate(with_task_defaults(config, task), "configuration")
     # impossible settings fail here, before anything is written
     build_model(config, task)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
