@@ -19,22 +19,23 @@ from astrocnn.engine.run import RunError
 from astrocnn.engine.train import run_training
 from astrocnn.tasks import get_task, list_tasks
 
-#: Fraction of each task's default data and epochs the demo uses (the full demo is the default run).
-SCALES = {"full": (1.0, 1.0), "quick": (0.6, 0.75)}
+#: Fractions of each task's default data and epochs that ``--quick`` uses, unless the task sets its
+#: own quick settings; the full demo is each task's default run.
+QUICK_SCALE = (0.6, 0.75)
 
 
 def demo_config(task_name: str, out: Path, *, quick: bool, seed: int = 0) -> RunConfig:
-    task = get_task(task_name)
-    d = task.defaults
-    data_scale, epoch_scale = SCALES["quick" if quick else "full"]
-    sizes = {
-        "n_train": max(1, int(d.n_train * data_scale)),
-        "n_val": max(1, int(d.n_val * data_scale)),
-        "n_test": max(1, int(d.n_test * data_scale)),
-        "epochs": max(1, round(d.epochs * epoch_scale)),
-    }
+    sizes = {}
     if quick:
-        sizes.update(d.quick)
+        d = get_task(task_name).defaults
+        data_scale, epoch_scale = QUICK_SCALE
+        sizes = {
+            "n_train": max(1, int(d.n_train * data_scale)),
+            "n_val": max(1, int(d.n_val * data_scale)),
+            "n_test": max(1, int(d.n_test * data_scale)),
+            "epochs": max(1, round(d.epochs * epoch_scale)),
+            **d.quick,
+        }
     return RunConfig(task=task_name, out=str(out / task_name), seed=seed, progress_bar=False, **sizes)
 
 

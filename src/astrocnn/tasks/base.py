@@ -65,6 +65,15 @@ class ArraySplit:
         return len(self.x)
 
 
+def binned_mean(values: np.ndarray, x: np.ndarray, edges, *, empty: float = float("nan")) -> np.ndarray:
+    """Mean of ``values`` over each bin [edges[i], edges[i + 1]) of ``x`` (``empty`` where a bin
+    holds nothing): the per-bin metrics and profiles of the tasks."""
+    which = np.digitize(x, edges) - 1
+    return np.array(
+        [values[which == b].mean() if np.any(which == b) else empty for b in range(len(edges) - 1)]
+    )
+
+
 class Task(ABC):
     """Subclasses set the class attributes and implement :meth:`generate`, :meth:`metrics` and,
     where the field has one, :meth:`baseline`."""

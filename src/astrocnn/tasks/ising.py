@@ -20,7 +20,7 @@ from astrocnn.models import create_model
 from astrocnn.sim import ising
 from astrocnn.tasks import ising_analysis as analysis
 from astrocnn.tasks import ising_plots
-from astrocnn.tasks.base import ArraySplit, Task, TaskDefaults, TaskKind
+from astrocnn.tasks.base import ArraySplit, Task, TaskDefaults, TaskKind, binned_mean
 from astrocnn.tasks.registry import register_task
 
 SIZES = (16, 24, 32)
@@ -166,11 +166,7 @@ class IsingTemperature(_IsingTask):
             result[f"rmse_L{L}"] = float(np.sqrt(np.mean(error[size == L] ** 2)))
         edges = np.concatenate([[TEMPERATURES[0] - 0.025], (TEMPERATURES[:-1] + TEMPERATURES[1:]) / 2,
                                 [TEMPERATURES[-1] + 0.025]])  # fmt: skip
-        which = np.digitize(t, edges) - 1
-        result["rmse_vs_T"] = [
-            float(np.sqrt(np.mean(error[which == b] ** 2))) if np.any(which == b) else float("nan")
-            for b in range(len(edges) - 1)
-        ]
+        result["rmse_vs_T"] = np.sqrt(binned_mean(error**2, t, edges)).tolist()
         result["rmse_vs_T_bins"] = [round(float(e), 4) for e in edges]
         return result
 

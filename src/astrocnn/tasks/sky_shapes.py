@@ -21,7 +21,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import accuracy_score, f1_score, log_loss
 
 from astrocnn.tasks import plotting
-from astrocnn.tasks.base import ArraySplit, Task, TaskDefaults, TaskKind
+from astrocnn.tasks.base import ArraySplit, Task, TaskDefaults, TaskKind, binned_mean
 from astrocnn.tasks.registry import register_task
 
 SIZE = 32
@@ -118,13 +118,8 @@ class SkyShapes(Task):
             "log_loss": float(log_loss(test.y, _normalised(prediction), labels=[0, 1, 2])),
         }
         if "snr" in test.meta:
-            which = np.digitize(test.meta["snr"], SNR_BINS[1:-1])
-            result["accuracy_vs_snr"] = [
-                float(np.mean(labels[which == b] == test.y[which == b]))
-                if np.any(which == b)
-                else float("nan")
-                for b in range(len(SNR_BINS) - 1)
-            ]
+            correct = (labels == test.y).astype(np.float64)
+            result["accuracy_vs_snr"] = binned_mean(correct, test.meta["snr"], SNR_BINS).tolist()
             result["accuracy_vs_snr_bins"] = SNR_BINS
         return result
 
@@ -155,10 +150,7 @@ def profile_features(x: np.ndarray) -> np.ndarray:
             continue
         cy, cx = (positive * yy).sum() / total, (positive * xx).sum() / total
         r = np.hypot(yy - cy, xx - cx)
-        which = np.digitize(r, PROFILE_EDGES) - 1
-        profile = np.array(
-            [img[which == b].mean() if np.any(which == b) else 0.0 for b in range(len(PROFILE_EDGES) - 1)]
-        )
+        profile = binned_mean(img, r, PROFILE_EDGES, empty=0.0)
         flux = img[r < 12].sum()
         myy = (positive * (yy - cy) ** 2).sum() / total
         mxx = (positive * (xx - cx) ** 2).sum() / total
