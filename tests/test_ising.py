@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import astrocnn
-from astrocnn.sim import ising
-from astrocnn.tasks import ising_analysis as analysis
+from astrocnn.tasks.ising import analysis
+from astrocnn.tasks.ising import simulation as ising
 
 
 def exact_small_lattice(size: int, temperature: float) -> tuple[float, float]:
@@ -125,17 +125,17 @@ def test_generate_refuses_bad_temperatures(capsys):
 # ---- locating T_c ----------------------------------------------------------------------------
 
 
-def test_crossing_and_extrapolation_recover_a_known_tc():
+def test_output_crossings_recover_a_planted_drift():
     temps = np.round(np.arange(1.5, 3.0, 0.05), 10)
     tc, a = 2.269185, 0.9
     t = np.repeat(temps, 3 * 10)
     size = np.tile(np.repeat([16, 24, 32], 10), len(temps))
     p = 1 / (1 + np.exp((t - (tc + a / size)) / 0.05))  # a sharp, noiseless "ordered" output
-    estimate = analysis.tc_from_outputs(p, t, size)
-    assert estimate.estimate == pytest.approx(tc, abs=2e-3)
-    assert estimate.amplitude == pytest.approx(a, rel=0.05)
+    result = analysis.output_crossings(p, t, size)
+    assert result["tc_output_crossing"] == pytest.approx(tc, abs=2e-3)
+    assert result["tc_fit_amplitude"] == pytest.approx(a, rel=0.05)
     for L in (16, 24, 32):
-        assert estimate.per_size[L] == pytest.approx(tc + a / L, abs=2e-3)
+        assert result[f"tc_L{L}"] == pytest.approx(tc + a / L, abs=2e-3)
 
 
 def test_binder_crossing_of_real_monte_carlo_data():
@@ -144,7 +144,8 @@ def test_binder_crossing_of_real_monte_carlo_data():
     m = np.concatenate([s.magnetisation for L in data for s in data[L]])
     t = np.concatenate([np.full(400, s.temperature) for L in data for s in data[L]])
     size = np.concatenate([np.full(400, L) for L in data for _ in data[L]])
-    estimate = analysis.tc_from_binder(m, t, size)
+    chain = np.concatenate([s.chain for L in data for s in data[L]])
+    estimate = analysis.tc_from_cumulants(m, t, size, chain)
     # within three bootstrap standard errors of Onsager's value, the error itself a few percent
     assert 0 < estimate.uncertainty < 0.05
     assert abs(estimate.estimate - ising.TC) < 3 * estimate.uncertainty
@@ -155,31 +156,30 @@ def test_binder_crossing_of_real_monte_carlo_data():
 
 @pytest.mark.parametrize("task", ["ising-phase", "ising-temperature"])
 def test_ising_tasks_run_end_to_end(task, tmp_path):
+    small = {"sizes": "8,16", "temperatures": "1.0:3.5:0.25+2.1:2.45:0.05"}
     run = astrocnn.train(
-        task, out=str(tmp_path / task), n_train=6, n_val=2, n_test=12, epochs=1, progress_bar=False
-    )
+        task, out=str(tmp_path / task), n_train=6, n_val=2, n_test=12, epochs=1, ensemble=1,
+        task_options=small, progress_bar=False,
+    )  # fmt: skip
     metrics = json.loads((run.path / "metrics.json").read_text())
     results = metrics["results"]
     assert set(results) == {"cnn", "mlp", "baseline"}
     plots = {p.name for p in (run.path / "plots").glob("*.png")}
     if task == "ising-phase":
-        keys = {
-            "tc_estimate",
-            "tc_uncertainty",
-            "tc_relative_error",
-            "accuracy_L16",
-            "accuracy_L24",
-            "accuracy_L32",
-        }
+        keys = {"tc_estimate", "tc_uncertainty", "tc_relative_error", "tc_pull", "tc_members", "tc_L8",
+                "tc_L16", "tc_output_crossing", "accuracy_L8", "accuracy_L16"}  # fmt: skip
         assert keys <= set(results["cnn"]) and keys <= set(results["mlp"])
-        assert {"tc_estimate", "tc_uncertainty", "tc_relative_error"} <= set(results["baseline"])
-        assert {"ordered_output_vs_T.png", "finite_size_extrapolation.png", "configurations.png",
-                "first_layer_filters.png", "binder_cumulant.png"} <= plots  # fmt: skip
+        assert {"tc_estimate", "tc_uncertainty", "tc_relative_error", "tc_pull"} <= set(results["baseline"])
+        expected = {"ordered_output_vs_T.png", "output_crossing_vs_L.png", "configurations.png",
+                    "tc_estimates.png", "first_layer_filters.png", "binder_cumulant.png",
+                    "binder_cumulant_cnn.png"}  # fmt: skip
+        assert expected <= plots
     else:
         assert {"rmse", "mae", "rmse_vs_T", "rmse_vs_T_bins"} <= set(results["cnn"])
         assert len(results["cnn"]["rmse_vs_T_bins"]) == len(results["cnn"]["rmse_vs_T"]) + 1
         # the energy determines T well: the classical estimate is good even from few samples
         assert results["baseline"]["rmse"] < 0.35
+        assert "rmse_vs_T.png" in plots
     assert (run.path / "report.html").read_text().count("data:image/png") == len(plots)
 
 

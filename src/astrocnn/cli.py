@@ -118,22 +118,56 @@ def tasks_command() -> None:
 @click.option("--accelerator", help="auto, cpu, gpu, ...")
 @click.option("--precision", help="32-true, 16-mixed, bf16-mixed, ...")
 @click.option("--num-workers", type=int, help="Data-loading worker processes.")
+@click.option(
+    "--ensemble",
+    type=int,
+    help="Networks per method, trained with seeds SEED, SEED+1, ... (default: the task's).",
+)
+@click.option(
+    "--task-option",
+    "task_option",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A task's own option, e.g. --task-option sizes=16,32,64 (see the task's documentation).",
+)
 @click.option("--no-mlp", "no_mlp", is_flag=True, help="Skip the fully connected comparison network.")
 @click.option("--no-baseline", "no_baseline", is_flag=True, help="Skip the classical baseline.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
-def train_command(task: str, config_file, no_mlp: bool, no_baseline: bool, resume: bool, **flags) -> None:
+def train_command(
+    task: str,
+    config_file,
+    task_option: tuple[str, ...],
+    no_mlp: bool,
+    no_baseline: bool,
+    resume: bool,
+    **flags,
+) -> None:
     """Train TASK's network, compare it with a fully connected one and the classical baseline."""
     from astrocnn.engine.config import resolve
     from astrocnn.engine.train import run_training
 
     get_task_checked(task)
     flags.update(
-        train_mlp=False if no_mlp else None, baseline=False if no_baseline else None, resume=resume or None
+        train_mlp=False if no_mlp else None,
+        baseline=False if no_baseline else None,
+        resume=resume or None,
+        task_options=parse_task_options(task_option) or None,
     )
     run = run_training(resolve(task, config_file=config_file, **flags))
     if run is not None:
         print_results(run.metrics)
         click.echo(f"run folder: {run.path}")
+
+
+def parse_task_options(items: tuple[str, ...]) -> dict[str, str]:
+    """``("sizes=16,32",)`` -> ``{"sizes": "16,32"}``; the task parses the values."""
+    options = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise OptionError(f"--task-option {item!r} is not KEY=VALUE (e.g. sizes=16,32,64)")
+        options[key.strip()] = value.strip()
+    return options
 
 
 @cli.command("evaluate")
@@ -215,7 +249,7 @@ def generate_ising(sizes: str, temperatures: str, per_t: int, seed: int, out: st
     from rich.progress import Progress
 
     from astrocnn.data.writers import write_hdf5
-    from astrocnn.sim import ising
+    from astrocnn.tasks.ising import simulation as ising
 
     try:
         lattice_sizes = [int(v) for v in sizes.split(",")]
@@ -235,7 +269,7 @@ def generate_ising(sizes: str, temperatures: str, per_t: int, seed: int, out: st
         "seed": seed,
         "sizes": lattice_sizes,
         "per_t": per_t,
-        "generator": "astrocnn.sim.ising",
+        "generator": "astrocnn.tasks.ising.simulation",
         "J": 1.0,
     }
     write_hdf5(out, ising.to_hdf5_datasets(data), attrs)

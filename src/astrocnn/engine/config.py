@@ -26,6 +26,7 @@ class RunConfig:
     task: str
     model: str | None = None  # None: the task's default
     model_options: dict[str, Any] = field(default_factory=dict)
+    task_options: dict[str, Any] = field(default_factory=dict)  # e.g. lattice sizes
     data: str | None = None  # None: the task's built-in generator
     epochs: int | None = None
     batch_size: int | None = None  # the global batch, split over devices
@@ -43,6 +44,7 @@ class RunConfig:
     n_val: int | None = None
     n_test: int | None = None
     early_stopping: int | None = None  # patience in epochs; None: the task's default
+    ensemble: int | None = None  # networks per method, seeds seed, seed + 1, ...; None: the task's
     train_mlp: bool = True
     baseline: bool = True
     progress_bar: bool | None = None  # None: when stderr is a terminal
@@ -92,6 +94,7 @@ def validate(config: RunConfig, source: str = "configuration") -> RunConfig:
         "n_val",
         "n_test",
         "early_stopping",
+        "ensemble",
     )
     for key in positive:
         value = getattr(config, key)
@@ -153,7 +156,10 @@ def resolve(task: str, *, config_file: str | Path | None = None, **flags: Any) -
         if values.get("task", task) != task:
             raise OptionError(f"{config_file}: is for task {values['task']!r}, not {task!r}")
         config = merge(config, values, str(config_file))
-    return merge(config, {k: v for k, v in flags.items() if v is not None}, "command line")
+    given = {k: v for k, v in flags.items() if v is not None}
+    if isinstance(given.get("task_options"), dict):  # flags add to the file's task options
+        given["task_options"] = {**config.task_options, **given["task_options"]}
+    return merge(config, given, "command line")
 
 
 def save_yaml(config: RunConfig, path: Path) -> None:

@@ -15,15 +15,15 @@ def evaluate_run(run: Run, data: str | None = None) -> dict[str, Any]:
     Without ``data`` the test split is regenerated from the run's seed, so the numbers equal the
     ones the run wrote. With ``data`` every image of that labelled file is scored, and the
     classical baseline is fitted on the run's own training data."""
-    splits = build_splits(run.task, run.config)
+    task = run.task
+    splits = build_splits(task, run.config)
     test = splits.test
     if data is not None:  # the whole file is the test set
         from astrocnn.data.datasets import load_labelled
 
-        task = run.task
         dataset = load_labelled(data, in_channels=task.in_channels, spatial_dims=task.spatial_dims)
         check_labelled(task, dataset, str(data))
         test = materialise(task, dataset)
-    networks = {which: run.model(which) for which in METHODS if run.has(which)}
-    results, _ = evaluate_methods(run.config, run.task, test, splits.baseline_train, networks)
+    members = {which: run.members(which) for which in METHODS if run.has(which)}
+    results, _ = evaluate_methods(run.config, run.task, test, splits.baseline_train, members)
     return {"task": run.task.name, "results": results}

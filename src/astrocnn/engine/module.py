@@ -38,6 +38,8 @@ class TaskModule(L.LightningModule):
 
     def _step(self, batch, stage: str) -> torch.Tensor:
         x, y = batch
+        if stage == "train":
+            x = self.task.augment(x)
         aux_heads = getattr(self.model, "aux_heads", None)
         if stage == "train" and aux_heads is not None and len(aux_heads):
             out, aux = self.model.forward_with_aux(x)

@@ -42,16 +42,19 @@ def evaluate_methods(
     task: Task,
     test: ArraySplit,
     baseline_train: ArraySplit | None,
-    networks: dict[str, nn.Module],
+    members: dict[str, list[nn.Module]],
 ) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarray]]:
-    """Metrics and predictions of every method on the same test split."""
-    predictions = {which: predict_array(model, task, test.x) for which, model in networks.items()}
+    """Metrics and predictions of every method on the same test split. ``members`` holds each
+    method's ensemble, its main network (the one whose predictions are scored) first."""
+    predictions = {which: predict_array(nets[0], task, test.x) for which, nets in members.items()}
     results: dict[str, dict[str, Any]] = {}
     for method, prediction in predictions.items():
         results[method] = {
             "model": config.model if method == "cnn" else "mlp",
-            "parameters": sum(p.numel() for p in networks[method].parameters()),
+            "parameters": sum(p.numel() for p in members[method][0].parameters()),
+            "ensemble": len(members[method]),
             **task.metrics(prediction, test),
+            **task.network_metrics(members[method], test),
         }
     if config.baseline and baseline_train is not None:
         base = task.baseline(baseline_train, test)
@@ -78,9 +81,10 @@ def read_history(run_dir: Path, which: str) -> dict[str, list[float]]:
 
 
 def finish(
-    run_dir: Path, config: RunConfig, task: Task, splits, networks: dict[str, nn.Module]
+    run_dir: Path, config: RunConfig, task: Task, splits, members: dict[str, list[nn.Module]]
 ) -> dict[str, Any]:
-    results, predictions = evaluate_methods(config, task, splits.test, splits.baseline_train, networks)
+    results, predictions = evaluate_methods(config, task, splits.test, splits.baseline_train, members)
+    networks = {which: nets[0] for which, nets in members.items()}
     with atomic_output(run_dir / "predictions.npz") as tmp:
         with open(tmp, "wb") as handle:
             np.savez_compressed(

@@ -24,9 +24,14 @@ class RunError(AstroCNNError):
     """A run folder that is missing, incomplete or damaged."""
 
 
+def member_name(which: str, k: int) -> str:
+    """Checkpoint folder of ensemble member ``k`` of ``which`` ("cnn" or "mlp")."""
+    return which if k == 0 else f"{which}-seed+{k}"
+
+
 def build_model(config: RunConfig, task: Task, which: str = "cnn") -> nn.Module:
-    """The untrained network ``which`` ("cnn" or "mlp") of a run."""
-    if which == "mlp":
+    """The untrained network ``which`` ("cnn" or "mlp", or an ensemble member of either) of a run."""
+    if which.partition("-")[0] == "mlp":
         return task.build_mlp()
     name, options = config.model, model_kwargs(config.model_options)
     if get_model_spec(name).needs_input_size:
@@ -116,7 +121,7 @@ class Run:
 
     @property
     def task(self) -> Task:
-        return get_task(self.config.task)
+        return get_task(self.config.task, self.config.task_options)
 
     @property
     def metrics(self) -> dict[str, Any]:
@@ -145,6 +150,15 @@ class Run:
                 )
                 path = other
         return load_checkpoint_weights(model, path).eval()
+
+    def members(self, which: str = "cnn") -> list[nn.Module]:
+        """The trained ensemble of ``which``, the main network first."""
+        nets = [self.model(which)]
+        for k in range(1, self.config.ensemble or 1):
+            name = member_name(which, k)
+            if self.has(name):
+                nets.append(self.model(name))
+        return nets
 
     def predict(self, raw: np.ndarray, which: str = "cnn") -> np.ndarray:
         return predict_array(self.model(which), self.task, raw)

@@ -100,6 +100,10 @@ def build_splits(task: Task, config: RunConfig) -> Splits:
     if config.data is None:
         train, val, test = generated_splits(task, config)
         return Splits(_tensors(task, train), _tensors(task, val), test, train)
+    own = task.splits_from_file(config.data, config.seed)
+    if own is not None:  # the family's own format, as ``astrocnn generate`` writes it
+        train, val, test = own
+        return Splits(_tensors(task, train), _tensors(task, val), test, train)
     from astrocnn.data.datasets import load_labelled
 
     dataset = load_labelled(config.data, in_channels=task.in_channels, spatial_dims=task.spatial_dims)

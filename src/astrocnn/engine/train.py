@@ -31,6 +31,7 @@ from astrocnn.engine.run import (
     checkpoint_problem,
     load_checkpoint_weights,
     load_run,
+    member_name,
     rank_zero_warn_line,
 )
 from astrocnn.engine.splits import build_splits
@@ -78,6 +79,8 @@ def with_task_defaults(config: RunConfig, task: Task) -> RunConfig:
         "n_val": config.n_val or d.n_val,
         "n_test": config.n_test or d.n_test,
         "early_stopping": config.early_stopping or d.early_stopping,
+        "ensemble": config.ensemble or d.ensemble,
+        "task_options": task.options(),  # resolved, so that config.yaml shows every value
     }
     return dataclasses.replace(config, **filled)
 
@@ -175,13 +178,21 @@ def _trainer(config: RunConfig, run_dir: Path, which: str) -> tuple[L.Trainer, M
     return trainer, checkpoint
 
 
-def _fit(config: RunConfig, run_dir: Path, task: Task, splits, which: str) -> torch.nn.Module:
+def _fit(
+    config: RunConfig, run_dir: Path, task: Task, splits, which: str, member: int = 0
+) -> torch.nn.Module:
+    """Train network ``which``; member k of an ensemble uses the seed ``config.seed + k`` for its
+    initial weights and its batch order, on the same data."""
+    seed = config.seed + member
+    L.seed_everything(seed, workers=True, verbose=False)
+    name = member_name(which, member)
     model = build_model(config, task, which)
     module = TaskModule(model, task, lr=config.lr, weight_decay=config.weight_decay, epochs=config.epochs)
     per_device = max(1, config.batch_size // (config.devices * config.num_nodes))
     data = DataModule(
-        splits.train, splits.val, batch_size=per_device, num_workers=config.num_workers, seed=config.seed
+        splits.train, splits.val, batch_size=per_device, num_workers=config.num_workers, seed=seed
     )
+    which = name
     folder = run_dir / "checkpoints" / which
     resume_from = _resume_point(folder) if config.resume else None
     if resume_from is not None and not _is_worker():
@@ -253,7 +264,7 @@ def _keep_csv_history(folder: Path) -> None:
 def run_training(config: RunConfig) -> Run | None:
     """Train, evaluate and report; returns the run (None in DDP worker processes)."""
     run_dir, config = _prepare(config)
-    task = get_task(config.task)
+    task = get_task(config.task, config.task_options)
     config = validate(with_task_defaults(config, task), "configuration")
     # impossible settings fail here, before anything is written
     build_model(config, task)
@@ -267,11 +278,11 @@ def run_training(config: RunConfig) -> Run | None:
         # reproducible from this file alone: it is the resolved configuration, minus where it ran
         save_yaml(dataclasses.replace(config, out=None, resume=False), run_dir / "config.yaml")
         os.environ[RUN_DIR_ENV] = str(run_dir.resolve())  # for the DDP workers Lightning starts
+    methods = ("cnn", "mlp") if config.train_mlp else ("cnn",)
     try:
-        networks = {"cnn": _fit(config, run_dir, task, splits, "cnn")}
-        if config.train_mlp:
-            L.seed_everything(config.seed, workers=True, verbose=False)
-            networks["mlp"] = _fit(config, run_dir, task, splits, "mlp")
+        members = {
+            w: [_fit(config, run_dir, task, splits, w, k) for k in range(config.ensemble)] for w in methods
+        }
     except BaseException:
         # a run that failed before its first checkpoint leaves no folder behind
         if created and not _is_worker() and not _holds_run(run_dir):
@@ -282,7 +293,7 @@ def run_training(config: RunConfig) -> Run | None:
             os.environ.pop(RUN_DIR_ENV, None)
     if _is_worker():
         return None
-    finish(run_dir, config, task, splits, {k: m.float() for k, m in networks.items()})
+    finish(run_dir, config, task, splits, {w: [m.float() for m in ms] for w, ms in members.items()})
     return load_run(run_dir)
 
 

@@ -42,6 +42,17 @@ class Network(nn.Module):
         self.input_size: Size | None = None if input_size is None else tuple(input_size)
         self.aux_heads = nn.ModuleDict()
 
+    PADDING_MODES = ("zeros", "circular", "reflect", "replicate")
+
+    def set_padding_mode(self, mode: str) -> None:
+        """How every padded convolution fills its border: "circular" for periodic data (lattice
+        models with periodic boundaries), where zeros would make the border look different."""
+        if mode not in self.PADDING_MODES:
+            raise ValueError(f"padding_mode must be one of {', '.join(self.PADDING_MODES)}, got {mode!r}")
+        for m in self.modules():
+            if isinstance(m, nn.modules.conv._ConvNd) and any(p > 0 for p in m.padding):
+                m.padding_mode = mode  # torch pads by padding_mode at each forward pass
+
     # ---- forward -------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, *S) -> (B, num_outputs)
         self.check_input(x.shape)

@@ -124,7 +124,9 @@ def residual_block(
 class ResNet(Network):
     """ResNet from a (block kind, blocks per stage) pair.
 
-    ``small_input`` replaces the 7 x 7 stride-2 stem and its max pooling with one 3 x 3
+    ``padding_mode="circular"`` pads periodically (lattices with periodic boundaries).
+    ``head_hidden`` inserts fully connected layers of those widths between the global pooling and
+    the output layer. ``small_input`` replaces the 7 x 7 stride-2 stem and its max pooling with one 3 x 3
     stride-1 convolution (as for CIFAR), so 1 x 32 x 32 lattices keep their resolution."""
 
     def __init__(
@@ -143,6 +145,8 @@ class ResNet(Network):
         small_input: bool = False,
         zero_init_residual: bool = False,
         dropout: float = 0.0,
+        head_hidden: Sequence[int] = (),
+        padding_mode: str = "zeros",
     ):
         super().__init__(name, spatial_dims=spatial_dims, in_channels=in_channels, num_outputs=num_outputs)
         stem_width = scaled(64, width)
@@ -189,8 +193,13 @@ class ResNet(Network):
         if preact:
             stages["final"] = _norm_act(spatial_dims, c_in, norm, act)
         self.features = nn.Sequential(stages)
-        self.head = dense_head(spatial_dims, c_in, num_outputs, dropout=dropout)
+        # ``head_hidden``: fully connected layers after the global pooling, for targets that are a
+        # nonlinear function of image-wide averages (the Ising temperature of the mean energy)
+        self.head = dense_head(
+            spatial_dims, c_in, num_outputs, hidden=tuple(head_hidden), dropout=dropout, act=act
+        )
         self._init_weights(zero_init_residual)
+        self.set_padding_mode(padding_mode)
 
     def _init_weights(self, zero_init_residual: bool) -> None:
         for m in self.modules():

@@ -44,6 +44,8 @@ class TaskDefaults:
     n_train: int = 2000
     n_val: int = 500
     n_test: int = 1000
+    #: Networks trained with different seeds on the same data (their spread enters uncertainties).
+    ensemble: int = 1
     early_stopping: int | None = None  # patience in epochs
     mlp_options: dict[str, Any] = field(default_factory=lambda: {"hidden": (256, 128)})
     #: Settings of ``astrocnn demo --quick`` (default: a fraction of the above).
@@ -89,6 +91,12 @@ class Task(ABC):
     #: The metric the demo table shows, and whether larger is better.
     headline: ClassVar[tuple[str, bool]]
     class_names: ClassVar[tuple[str, ...]] = ()
+    #: Options a task takes (``--task-option KEY=VALUE``), e.g. lattice sizes.
+    option_names: ClassVar[tuple[str, ...]] = ()
+
+    def options(self) -> dict[str, Any]:
+        """The task's options as resolved (saved in the run's configuration)."""
+        return {}
 
     # ---- data ----------------------------------------------------------------------------------
     @abstractmethod
@@ -96,9 +104,19 @@ class Task(ABC):
         """``n`` samples from the built-in, physically grounded generator (raw units). ``split``
         ("train", "val" or "test") lets a task train on part of its domain only."""
 
+    def splits_from_file(self, path: str, seed: int) -> tuple[ArraySplit, ArraySplit, ArraySplit] | None:
+        """Train, validation and test splits of a file in the family's own format (e.g. what
+        ``astrocnn generate`` writes), or None where ``--data`` is a generic labelled file."""
+        return None
+
     def preprocess(self, x: np.ndarray) -> np.ndarray:
         """Raw images (N, C, *S) -> network input; applied to generated data and to user files alike."""
         return x.astype(np.float32, copy=False)
+
+    def augment(self, x: torch.Tensor) -> torch.Tensor:
+        """A training batch (B, C, *S) transformed by symmetries of the physics that leave the
+        targets unchanged (drawn from torch's global generator, which the engine seeds)."""
+        return x
 
     # ---- head and loss -------------------------------------------------------------------------
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -127,6 +145,11 @@ class Task(ABC):
         """The classical method on ``test``: its predictions (same form as the network's, scored
         by :meth:`metrics`), or its metrics directly where it is not a predictor, or None."""
         return None
+
+    def network_metrics(self, members: list[nn.Module], test: ArraySplit) -> dict[str, Any]:
+        """Metrics that need the trained networks themselves, not only their predictions (e.g. a
+        learned order parameter); ``members`` is the ensemble, the run's main network first."""
+        return {}
 
     def build_mlp(self) -> nn.Module:
         """The fully connected network the CNN is compared with."""

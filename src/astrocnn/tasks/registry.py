@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from astrocnn.errors import UnknownNameError
+from typing import Any
+
+from astrocnn.errors import OptionError, UnknownNameError
 from astrocnn.tasks.base import Task
 
 _TASKS: dict[str, type[Task]] = {}
@@ -20,8 +22,18 @@ def list_tasks() -> list[str]:
     return sorted(_TASKS)
 
 
-def get_task(name: str) -> Task:
+def get_task(name: str, options: dict[str, Any] | None = None) -> Task:
+    """The task ``name`` with its ``options`` (see the task's ``option_names``)."""
     try:
-        return _TASKS[name]()
+        cls = _TASKS[name]
     except KeyError:
         raise UnknownNameError(f"unknown task {name!r}; valid tasks: {', '.join(list_tasks())}") from None
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(cls.option_names))
+    if unknown:
+        takes = ", ".join(cls.option_names) or "none"
+        raise OptionError(f"task {name} has no option(s) {', '.join(unknown)} (its options: {takes})")
+    try:
+        return cls(**options)
+    except ValueError as error:
+        raise OptionError(f"task {name}: {error}") from None

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import ellipk
 
-from astrocnn.sim import ising_kernels as k
+from astrocnn.tasks.ising import kernels as k
 
 #: Onsager (1944): the exact critical temperature, J = k_B = 1.
 TC = 2.0 / math.log(1.0 + math.sqrt(2.0))
@@ -77,6 +77,7 @@ class IsingSamples:
     configs: np.ndarray  # (n, L, L) int8, +1 / -1
     energy: np.ndarray  # (n,) per spin
     magnetisation: np.ndarray  # (n,) per spin
+    chain: np.ndarray  # (n,) the Markov chain each configuration comes from (for block resampling)
     tau: float  # integrated autocorrelation time of |m|, in sweeps
     thermalisation: int  # sweeps before the first sample
     spacing: int  # sweeps between samples of a chain
@@ -98,12 +99,12 @@ class _Chains:
             )
             self.states = k.seed_states(rng, self.replicas)
             # clusters per sweep-equivalent (L^2 flipped spins on average), from a trial run after
-            # a warm-up; the count is then fixed, since any fixed count leaves the sampling unbiased
-            flipped = np.zeros(self.replicas, np.int64)
-            k.wolff_clusters(self.spins, self.beta, 50, self.states, flipped)
-            flipped[:] = 0
-            k.wolff_clusters(self.spins, self.beta, 100, self.states, flipped)
-            self.clusters_per_sweep = max(1, round(size * size / (flipped.mean() / 100)))
+            # a warm-up; the count is then fixed, since any fixed count leaves the sampling unbiased.
+            # The warm-up is counted in flipped spins, not clusters: from a random start near T_c
+            # the first clusters are far smaller than in equilibrium, and a count of them would
+            # make each "sweep" hundreds of real sweeps long.
+            self.clusters_per_sweep = max(1, round(size * size / self._mean_cluster(5 * size * size)))
+            self.clusters_per_sweep = max(1, round(size * size / self._mean_cluster(2 * size * size)))
         else:
             self.replicas = 64
             self.words = (
@@ -113,6 +114,17 @@ class _Chains:
             )
             self.digits = k.probability_digits(math.exp(-4.0 * self.beta))
             self.states = k.seed_states(rng, size)
+
+    def _mean_cluster(self, spins_to_flip: int) -> float:
+        """Run Wolff updates until about ``spins_to_flip`` spins per chain have flipped; the
+        mean cluster size seen."""
+        flipped = np.zeros(self.replicas, np.int64)
+        clusters, batch = 0, 8
+        while flipped.mean() < spins_to_flip:
+            k.wolff_clusters(self.spins, self.beta, batch, self.states, flipped)
+            clusters += batch
+            batch *= 2
+        return flipped.mean() / clusters
 
     @property
     def algorithm(self) -> str:
@@ -127,13 +139,13 @@ class _Chains:
         else:
             k.multispin_sweeps(self.words, self.digits, n, self.states)
 
-    def abs_m(self, out: np.ndarray) -> None:
-        if self.wolff:
-            e = np.empty(self.replicas)
-            k.observables(self.spins, e, out)
-            np.abs(out, out=out)
-        else:
-            k.abs_magnetisations(self.words, out)
+    def series(self, n: int) -> np.ndarray:
+        """``n`` sweeps, and |m| of every replica after each: (n, replicas)."""
+        if not self.wolff:
+            return k.multispin_series(self.words, self.digits, n, self.states)
+        out = np.empty((n, self.replicas))
+        k.wolff_series(self.spins, self.beta, n, self.clusters_per_sweep, self.states, out)
+        return out
 
     def snapshot(self) -> np.ndarray:
         if self.wolff:
@@ -150,15 +162,11 @@ def sample(size: int, temperature: float, n: int, rng: np.random.Generator) -> I
     chains = _Chains(size, temperature, rng)
     burn_in = 20 if chains.wolff else 100
     chains.sweep(burn_in)
-    series: list[np.ndarray] = []
-    buffer = np.empty(chains.replicas)
+    series = np.empty((0, chains.replicas))
     length = MIN_PILOT
     while True:
-        while len(series) < length:
-            chains.sweep(1)
-            chains.abs_m(buffer)
-            series.append(buffer.copy())
-        tau = integrated_autocorrelation_time(np.array(series).T)
+        series = np.concatenate([series, chains.series(length - len(series))])
+        tau = integrated_autocorrelation_time(series.T)
         if length >= 50 * tau or length >= MAX_PILOT:
             break
         length = min(2 * length, MAX_PILOT)
@@ -171,8 +179,10 @@ def sample(size: int, temperature: float, n: int, rng: np.random.Generator) -> I
     for _ in range(per_chain):
         chains.sweep(spacing)
         snapshots.append(chains.snapshot())
-    # interleave chains so that the first n configurations come from as many chains as possible
-    configs = np.stack(snapshots, axis=1).reshape(-1, size, size)[:n]
+    # (per_chain, replicas, L, L) read row by row interleaves the chains: sample k of every chain
+    # before sample k + 1 of any, so the first n configurations come from as many chains as possible
+    configs = np.stack(snapshots, axis=0).reshape(-1, size, size)[:n]
+    chain = np.tile(np.arange(chains.replicas), per_chain)[:n]
     configs *= rng.choice(np.array([-1, 1], np.int8), size=(n, 1, 1))
     energy, magnetisation = np.empty(n), np.empty(n)
     k.observables(configs, energy, magnetisation)
@@ -182,6 +192,7 @@ def sample(size: int, temperature: float, n: int, rng: np.random.Generator) -> I
         configs,
         energy,
         magnetisation,
+        chain,
         float(tau),
         thermalisation + extra,
         spacing,
@@ -244,7 +255,8 @@ def numpy_checkerboard_sweep(spins: np.ndarray, beta: float, rng: np.random.Gene
 
 
 def to_hdf5_datasets(data: dict[int, list[IsingSamples]]) -> dict[str, np.ndarray]:
-    """One group per size: configurations (int8), T, energy and magnetisation per spin, and per
+    """One group per size: configurations (int8), T, energy and magnetisation per spin, the chain
+    of each configuration, and per
     temperature the autocorrelation time, thermalisation, spacing and algorithm used."""
     out: dict[str, np.ndarray] = {}
     for size, samples in data.items():
@@ -253,6 +265,7 @@ def to_hdf5_datasets(data: dict[int, list[IsingSamples]]) -> dict[str, np.ndarra
         out[f"{g}/T"] = np.concatenate([np.full(len(s.configs), s.temperature) for s in samples])
         out[f"{g}/energy"] = np.concatenate([s.energy for s in samples])
         out[f"{g}/magnetisation"] = np.concatenate([s.magnetisation for s in samples])
+        out[f"{g}/chain"] = np.concatenate([s.chain for s in samples]).astype(np.int16)
         out[f"{g}/temperatures"] = np.array([s.temperature for s in samples])
         out[f"{g}/tau_int"] = np.array([s.tau for s in samples])
         out[f"{g}/thermalisation_sweeps"] = np.array([s.thermalisation for s in samples])

@@ -120,6 +120,16 @@ def multispin_sweeps(words: np.ndarray, digits: np.ndarray, n_sweeps: int, state
     kernel(words, digits, n_sweeps, states)
 
 
+def multispin_series(words: np.ndarray, digits: np.ndarray, n_sweeps: int, states: np.ndarray) -> np.ndarray:
+    """``n_sweeps`` sweeps as :func:`multispin_sweeps`, with |m| of every replica after each:
+    (n_sweeps, 64), the series the autocorrelation time is measured on."""
+    out = np.empty((n_sweeps, 64))
+    for s in range(n_sweeps):
+        multispin_sweeps(words, digits, 1, states)
+        abs_magnetisations(words, out[s])
+    return out
+
+
 @njit(cache=True)
 def unpack(words: np.ndarray, out: np.ndarray) -> None:
     """Spins (+1/-1 int8) of all 64 replicas: ``out`` (64, L, L)."""
@@ -206,10 +216,39 @@ def wolff_clusters(
 
 
 @njit(parallel=True, cache=True)
+def wolff_series(
+    spins: np.ndarray,
+    beta: float,
+    n_sweeps: int,
+    clusters_per_sweep: int,
+    states: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """``n_sweeps`` times ``clusters_per_sweep`` updates as :func:`wolff_clusters` (the same random
+    streams), writing |m| of every chain after each sweep into ``out`` (n_sweeps, chains): one
+    call instead of one per sweep, whose thread launches cost more than the clusters at small L."""
+    n = spins.shape[1]
+    threshold = np.uint64((1.0 - np.exp(-2.0 * beta)) * 18446744073709551615.0)
+    for c in prange(spins.shape[0]):
+        stack = np.empty(n * n, dtype=np.int64)
+        s0, s1 = states[c, 0], states[c, 1]
+        for sweep in range(n_sweeps):
+            for _ in range(clusters_per_sweep):
+                _, s0, s1 = _wolff_cluster(spins[c], threshold, s0, s1, stack)
+            m = 0
+            for i in range(n):
+                for j in range(n):
+                    m += spins[c, i, j]
+            out[sweep, c] = abs(m) / (n * n)
+        states[c, 0] = s0
+        states[c, 1] = s1
+
+
+@njit(cache=True)
 def observables(spins: np.ndarray, energy: np.ndarray, magnetisation: np.ndarray) -> None:
     """Energy per spin (each bond once) and magnetisation per spin of int8 lattices (N, L, L)."""
     n = spins.shape[1]
-    for c in prange(spins.shape[0]):
+    for c in range(spins.shape[0]):  # serial: cheap next to a thread launch per call
         e = 0
         m = 0
         for i in range(n):

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
-from astrocnn.sim.ising import TC
-from astrocnn.tasks import ising_analysis as analysis
+from astrocnn.tasks.ising import analysis
+from astrocnn.tasks.ising.simulation import TC
 from astrocnn.tasks.plotting import plt, save
 
 
@@ -31,42 +31,52 @@ def ordered_output(test, predictions, ordered: int, path: Path) -> None:
     save(fig, path)
 
 
-def extrapolation(results, sizes, path: Path) -> None:
-    """T_c(L) against L^(-1/nu) with the fit, the Binder estimate and the exact value."""
+def output_crossing_drift(results, sizes, path: Path) -> None:
+    """Where each network's mean "ordered" output crosses 1/2, against 1/L: the fixed-threshold
+    crossing drifts with L, which is why it is not the T_c estimator (docs/ising.md)."""
     fig, ax = plt.subplots(figsize=(5, 4))
-    x = np.array(sizes, float) ** (-1 / analysis.NU)
-    grid = np.linspace(0, x.max() * 1.1, 50)
+    x = 1.0 / np.array(sizes, float)
     for k, method in enumerate(("cnn", "mlp")):
         r = results.get(method, {})
-        if "tc_estimate" in r:
-            ax.plot(
-                x, [r.get(f"tc_L{L}", np.nan) for L in sizes], "o", color=f"C{k}", label=f"{method} $T_c(L)$"
-            )
-            ax.plot(grid, r["tc_estimate"] + r.get("tc_fit_amplitude", 0.0) * grid, color=f"C{k}")
-            ax.errorbar(
-                [0], [r["tc_estimate"]], yerr=[r["tc_uncertainty"]], fmt="s", color=f"C{k}", capsize=3
-            )
-    if "baseline" in results and "tc_estimate" in results["baseline"]:
-        b = results["baseline"]
-        ax.axhspan(b["tc_estimate"] - b["tc_uncertainty"], b["tc_estimate"] + b["tc_uncertainty"],
-                   color="C2", alpha=0.3, label="Binder crossing")  # fmt: skip
+        if f"tc_L{sizes[0]}" in r:
+            ax.plot(x, [r.get(f"tc_L{L}", np.nan) for L in sizes], "o-", color=f"C{k}",
+                    label=f"{method}: output crosses 1/2")  # fmt: skip
+            if r.get("tc_estimate") is not None:
+                ax.errorbar([0], [r["tc_estimate"]], yerr=[r["tc_uncertainty"]], fmt="s", color=f"C{k}",
+                            capsize=3, label=f"{method}: Binder crossing of its order parameter")  # fmt: skip
     ax.plot([0], [TC], "k*", ms=12, label="Onsager")
-    ax.set_xlabel("$L^{-1/\\nu}$")
-    ax.set_ylabel("$T_c$")
+    ax.set_xlabel("1 / L")
+    ax.set_ylabel("T")
     ax.legend(fontsize=7)
     save(fig, path)
 
 
-def binder(test, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(5, 4))
-    for L, (temps, u) in analysis.binder_curves(
-        test.meta["magnetisation"], test.meta["temperature"], test.meta["size"]
-    ).items():
-        ax.plot(temps, u, label=f"L={L}")
+def estimates(results, path: Path) -> None:
+    """Every method's T_c with its uncertainty (and each ensemble member's), against the exact value."""
+    fig, ax = plt.subplots(figsize=(5, 3))
+    methods = [m for m in ("cnn", "mlp", "baseline") if results.get(m, {}).get("tc_estimate") is not None]
+    for k, method in enumerate(methods):
+        r = results[method]
+        ax.errorbar([r["tc_estimate"]], [k], xerr=[r["tc_uncertainty"]], fmt="o", color=f"C{k}", capsize=4)
+        members = r.get("tc_members") or []
+        ax.plot(members, [k + 0.15] * len(members), "x", color=f"C{k}", ms=5)
     ax.axvline(TC, color="k", lw=1)
+    ax.set_yticks(range(len(methods)), ["Binder (m)" if m == "baseline" else m for m in methods])
+    ax.set_xlabel("$T_c$ (x: each network of the ensemble; line: Onsager)")
+    save(fig, path)
+
+
+def binder(test, path: Path, phi=None, label: str = "magnetisation") -> None:
+    """Binder cumulants of ``phi`` (default: the magnetisation) against T for each L."""
+    fig, ax = plt.subplots(figsize=(5, 4))
+    values = test.meta["magnetisation"] if phi is None else phi
+    for L, (temps, u) in analysis.binder_curves(values, test.meta["temperature"], test.meta["size"]).items():
+        ax.plot(temps, u, ".-", ms=3, label=f"L={L}")
+    ax.axvline(TC, color="k", lw=1, label="exact $T_c$")
+    ax.set_xlim(1.9, 2.7)
     ax.set_xlabel("T")
-    ax.set_ylabel("Binder cumulant $U_L$")
-    ax.legend()
+    ax.set_ylabel(f"Binder cumulant $U_L$ of the {label}")
+    ax.legend(fontsize=7)
     save(fig, path)
 
 
@@ -112,5 +122,22 @@ def temperature_predictions(test, predictions, path: Path) -> None:
     ax.axvline(TC, color="grey", lw=0.5)
     ax.set_xlabel("true T")
     ax.set_ylabel("predicted T")
+    ax.legend()
+    save(fig, path)
+
+
+def rmse_vs_temperature(results, path: Path) -> None:
+    """RMSE of the predicted T in each temperature bin, every method."""
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for k, method in enumerate(("cnn", "mlp", "baseline")):
+        r = results.get(method, {})
+        if "rmse_vs_T" in r:
+            edges = np.array(r["rmse_vs_T_bins"])
+            centres = (edges[:-1] + edges[1:]) / 2
+            name = "energy baseline" if method == "baseline" else method
+            ax.plot(centres, np.array(r["rmse_vs_T"], dtype=float), "o-", ms=3, color=f"C{k}", label=name)
+    ax.axvline(TC, color="grey", lw=0.5)
+    ax.set_xlabel("true T")
+    ax.set_ylabel("RMSE of T")
     ax.legend()
     save(fig, path)

@@ -1,1 +1,0 @@
-"""Physical simulations that generate the tasks' data."""

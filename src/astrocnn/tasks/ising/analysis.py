@@ -1,0 +1,301 @@
+"""Locating T_c from Monte-Carlo configurations: Binder-cumulant crossings, with errors.
+
+The estimator (used both by the classical baseline and by the networks) is the crossing of the
+Binder cumulant U_L(T) = 1 - <phi^4> / (3 <phi^2>^2) of an order parameter phi between lattice
+sizes (Binder 1981). U_L is a function of (T - T_c) L^(1/nu) alone up to corrections to scaling,
+so the curves of all L cross at T_c, and the crossing converges to T_c as L grows (for the 2-D
+Ising model the corrections are small already at L = 16). For the baseline phi is the
+magnetisation m; for a network it is the learned order parameter of :func:`learned_order_parameter`.
+
+Any local observable that is odd under the global flip s -> -s, summed over the lattice, scales
+like the magnetisation (its leading component in the renormalisation-group sense is the spin
+field), so its Binder cumulant crosses at T_c too: the estimator does not need to be told T_c,
+nor that the network learned exactly m.
+
+Why not where a classifier's "ordered" output crosses 1/2 (Carrasquilla and Melko 2017, kept as
+``tc_output_crossing`` for comparison): a network trained on T < 2.0 against T > 2.5 learns a
+threshold on the order, and the temperature at which the order reaches a fixed threshold tends,
+as L grows, to a temperature below T_c; no extrapolation in L repairs that (docs/ising.md).
+
+Errors: every (L, T) cell is resampled by whole Markov chains (block bootstrap), so the remaining
+correlation between successive samples of one chain is respected.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from astrocnn.tasks.ising.simulation import TC
+
+NU = 1.0  # the correlation-length exponent of the 2-D Ising model
+BOOTSTRAP = 200
+#: Points on each side of a candidate crossing that judge how clearly the curves separate there.
+NEIGHBOURS = 3
+
+
+@dataclass
+class TcEstimate:
+    estimate: float
+    uncertainty: float
+    pairs: dict[tuple[int, int], float] = field(default_factory=dict)  # crossing of each size pair
+    statistical: float | None = None  # from the test configurations (bootstrap)
+    training: float | None = None  # from the spread between independently trained networks
+    members: list[float] = field(default_factory=list)  # each network's estimate
+
+    def as_metrics(self) -> dict[str, float | list[float]]:
+        out: dict[str, float | list[float]] = {
+            "tc_estimate": self.estimate,
+            "tc_uncertainty": self.uncertainty,
+            "tc_relative_error": abs(self.estimate - TC) / TC,
+            "tc_pull": (self.estimate - TC) / self.uncertainty if self.uncertainty > 0 else float("nan"),
+        }
+        out.update({f"tc_binder_L{a}_L{b}": v for (a, b), v in self.pairs.items()})
+        if self.statistical is not None:
+            out["tc_uncertainty_statistical"] = self.statistical
+        if self.training is not None:
+            out["tc_uncertainty_training"] = self.training
+        if self.members:
+            out["tc_members"] = list(self.members)
+        return out
+
+
+# ---- cells and resampling ------------------------------------------------------------------------
+
+
+@dataclass
+class Cells:
+    """The samples of each (L, T) cell, grouped into blocks (one per Markov chain)."""
+
+    sizes: np.ndarray
+    temps: np.ndarray
+    blocks: dict[tuple[int, float], list[np.ndarray]]
+
+    @classmethod
+    def of(cls, t: np.ndarray, size: np.ndarray, chain: np.ndarray | None = None) -> Cells:
+        sizes, temps = np.unique(size), np.unique(t)
+        blocks = {}
+        for L in sizes:
+            for T in temps:
+                idx = np.flatnonzero((size == L) & (t == T))
+                if chain is None:  # no chain ids (a user's file): every sample is its own block
+                    blocks[(L, T)] = [idx[i : i + 1] for i in range(len(idx))]
+                else:
+                    blocks[(L, T)] = [idx[chain[idx] == c] for c in np.unique(chain[idx])]
+        return cls(sizes, temps, blocks)
+
+    def indices(self, rng: np.random.Generator | None = None) -> dict[tuple[int, float], np.ndarray]:
+        """Every cell's sample indices, or a resample of whole blocks with replacement."""
+        out = {}
+        for key, blocks in self.blocks.items():
+            if not blocks:
+                out[key] = np.empty(0, dtype=np.int64)
+            elif rng is None:
+                out[key] = np.concatenate(blocks)
+            else:
+                out[key] = np.concatenate([blocks[i] for i in rng.integers(len(blocks), size=len(blocks))])
+        return out
+
+
+def binder_cumulant(phi: np.ndarray) -> float:
+    m2 = np.mean(phi**2)
+    return float(1.0 - np.mean(phi**4) / (3.0 * m2**2)) if len(phi) and m2 > 0 else float("nan")
+
+
+def _cumulants(phi: np.ndarray, cells: Cells, index: dict) -> np.ndarray:
+    """U[L, T] for each size and temperature."""
+    return np.array([[binder_cumulant(phi[index[(L, T)]]) for T in cells.temps] for L in cells.sizes])
+
+
+# ---- crossings -----------------------------------------------------------------------------------
+
+
+def pair_crossing(
+    temps: np.ndarray,
+    u_small: np.ndarray,
+    u_large: np.ndarray,
+    sigma_small: np.ndarray,
+    sigma_large: np.ndarray,
+) -> float:
+    """Where the cumulant of the smaller lattice, ``u_small``, crosses that of the larger one.
+
+    Below T_c the larger lattice is more ordered (U closer to 2/3), above it less (U closer to
+    0), so d = u_small - u_large rises through zero. Far from T_c the cumulants agree and d is
+    noise that changes sign at random. Candidates are the rising sign changes where both
+    cumulants are measurably above their disordered limit 0 (by three standard errors); the one
+    kept is where the curves separate most clearly on both sides (d / sigma summed over
+    ``NEIGHBOURS`` points each way), then located by a parabola through the four nearest points.
+    ``sigma_*`` are the standard errors of the cumulants.
+    NaN when there is no crossing."""
+    u_small, u_large = np.asarray(u_small, float), np.asarray(u_large, float)
+    d = u_small - u_large
+    sigma = np.hypot(sigma_small, sigma_large)
+    ok = np.isfinite(d) & np.isfinite(sigma) & (sigma > 0)
+    z = np.where(ok, d / np.where(ok, sigma, 1.0), 0.0)
+    with np.errstate(invalid="ignore"):
+        ordered = (u_small > 3 * np.asarray(sigma_small)) & (u_large > 3 * np.asarray(sigma_large))
+    rising = np.flatnonzero(ok[:-1] & ok[1:] & ordered[:-1] & ordered[1:] & (d[:-1] < 0) & (d[1:] >= 0))
+    if rising.size == 0:
+        return float("nan")
+    k = NEIGHBOURS
+
+    def separation(i: int) -> float:
+        left = np.clip(-z[max(0, i - k + 1) : i + 1], 0, 3)
+        right = np.clip(z[i + 1 : i + 1 + k], 0, 3)
+        return float(left.sum() + right.sum())
+
+    i = max(rising, key=separation)
+    t0 = temps[i] - d[i] * (temps[i + 1] - temps[i]) / (d[i + 1] - d[i])  # linear interpolation
+    # d is convex there (the larger lattice's cumulant falls ever faster above T_c), so a chord or
+    # a line through the nearby points puts the root too low; a parabola through four points,
+    # weighted by 1 / sigma^2, follows the curvature
+    window = np.arange(max(0, i - 1), min(len(d), i + 3))
+    window = window[ok[window]]
+    if len(window) >= 4:
+        coef = np.polyfit(temps[window] - t0, d[window], 2, w=1.0 / sigma[window])
+        roots = np.roots(coef)
+        roots = roots[np.isreal(roots)].real + t0
+        roots = roots[(roots >= temps[i]) & (roots <= temps[i + 1])]
+        if roots.size:
+            return float(roots[np.argmin(np.abs(roots - t0))])
+    return float(t0)
+
+
+def _combine(pairs: dict[tuple[int, int], float], weights: dict[tuple[int, int], float]) -> float:
+    keys = [p for p in pairs if np.isfinite(pairs[p]) and weights.get(p, 0) > 0]
+    if not keys:
+        return float("nan")
+    w = np.array([weights[p] for p in keys])
+    return float(np.sum(w * np.array([pairs[p] for p in keys])) / w.sum())
+
+
+def tc_from_cumulants(
+    phi: np.ndarray,
+    t: np.ndarray,
+    size: np.ndarray,
+    chain: np.ndarray | None = None,
+    *,
+    seed: int = 0,
+    bootstrap: int = BOOTSTRAP,
+) -> TcEstimate:
+    """T_c from the Binder-cumulant crossings of order parameter ``phi`` between every pair of
+    sizes, combined with weights 1 / variance; the uncertainty is the bootstrap spread of the
+    whole procedure (chains resampled within every cell)."""
+    cells = Cells.of(t, size, chain)
+    rng = np.random.default_rng(seed)
+    u = _cumulants(phi, cells, cells.indices())
+    boot = np.stack([_cumulants(phi, cells, cells.indices(rng)) for _ in range(bootstrap)])
+    sigma = np.nanstd(boot, axis=0)
+    pair_keys = [(int(a), int(b)) for a, b in itertools.combinations(cells.sizes, 2)]
+    where = {int(L): k for k, L in enumerate(cells.sizes)}
+
+    def crossings(values: np.ndarray) -> dict[tuple[int, int], float]:
+        return {
+            (a, b): pair_crossing(
+                cells.temps, values[where[a]], values[where[b]], sigma[where[a]], sigma[where[b]]
+            )
+            for a, b in pair_keys
+        }
+
+    pairs = crossings(u)
+    boot_pairs = [crossings(b) for b in boot]
+    weights = {}
+    for p in pair_keys:
+        values = np.array([bp[p] for bp in boot_pairs])
+        values = values[np.isfinite(values)]
+        # a pair whose crossing the resamples often lose is not a measurement
+        if np.isfinite(pairs[p]) and len(values) >= 0.8 * bootstrap and values.std() > 0:
+            weights[p] = 1.0 / values.var()
+    estimate = _combine(pairs, weights)
+    spread = np.array([_combine(bp, weights) for bp in boot_pairs])
+    spread = spread[np.isfinite(spread)]
+    error = float(spread.std()) if len(spread) > 1 else float("nan")
+    return TcEstimate(estimate, error, pairs, statistical=error)
+
+
+def binder_curves(
+    phi: np.ndarray, t: np.ndarray, size: np.ndarray
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    cells = Cells.of(t, size)
+    u = _cumulants(phi, cells, cells.indices())
+    return {int(L): (cells.temps, u[k]) for k, L in enumerate(cells.sizes)}
+
+
+def combine_members(members: list[TcEstimate]) -> TcEstimate:
+    """An ensemble of networks trained with different seeds on the same data: the mean estimate;
+    its uncertainty adds the test configurations' noise (common to all members) and the spread
+    between members (the standard error of their mean) in quadrature."""
+    values = np.array([m.estimate for m in members])
+    good = np.isfinite(values)
+    if not good.any():
+        return TcEstimate(float("nan"), float("nan"), members=values.tolist())
+    statistical = float(np.sqrt(np.nanmean([m.statistical**2 for m in members if m.statistical is not None])))
+    training = float(values[good].std(ddof=1) / np.sqrt(good.sum())) if good.sum() > 1 else 0.0
+    pairs = {p: float(np.nanmean([m.pairs.get(p, np.nan) for m in members])) for p in members[0].pairs}
+    return TcEstimate(
+        float(values[good].mean()),
+        float(np.hypot(statistical, training)),
+        pairs,
+        statistical=statistical,
+        training=training,
+        members=values.tolist(),
+    )
+
+
+def learned_order_parameter(odd_features: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """A scalar order parameter from a network's flip-odd features (N, C): for each lattice size,
+    their projection on the leading principal direction (unsupervised: no label, no temperature).
+    The features of a symmetric ensemble average to zero, so no centring is needed."""
+    phi = np.zeros(len(odd_features))
+    for L in np.unique(size):
+        use = size == L
+        f = odd_features[use].astype(np.float64)
+        if not np.any(f):
+            continue
+        _, _, vt = np.linalg.svd(f, full_matrices=False)
+        phi[use] = f @ vt[0]
+    return phi
+
+
+# ---- the classifier's output crossing (kept for comparison) --------------------------------------
+
+
+def crossing(temperatures: np.ndarray, values: np.ndarray, level: float = 0.5) -> float:
+    """Where ``values`` (on increasing ``temperatures``) cross ``level``, by linear interpolation;
+    the median if noise makes it cross several times; NaN if it never does."""
+    d = np.asarray(values) - level
+    idx = np.flatnonzero(np.sign(d[:-1]) * np.sign(d[1:]) < 0)
+    exact = np.flatnonzero(d == 0)
+    points = [
+        temperatures[i] - d[i] * (temperatures[i + 1] - temperatures[i]) / (d[i + 1] - d[i]) for i in idx
+    ]
+    points += [temperatures[i] for i in exact]
+    return float(np.median(points)) if points else float("nan")
+
+
+def extrapolate(sizes: np.ndarray, tcs: np.ndarray) -> tuple[float, float]:
+    """Least-squares fit of T(L) = T_inf + a L^(-1/nu): returns (T_inf, a)."""
+    ok = np.isfinite(tcs)
+    if ok.sum() < 2:
+        return float("nan"), float("nan")
+    design = np.stack([np.ones(ok.sum()), np.asarray(sizes, float)[ok] ** (-1 / NU)], axis=1)
+    (tc, a), *_ = np.linalg.lstsq(design, tcs[ok], rcond=None)
+    return float(tc), float(a)
+
+
+def output_crossings(p_ordered: np.ndarray, t: np.ndarray, size: np.ndarray) -> dict[str, float]:
+    """Where the mean "ordered" output crosses 1/2 for each L, and their 1/L extrapolation."""
+    cells = Cells.of(t, size)
+    index = cells.indices()
+    per_size = {}
+    for L in cells.sizes:
+        curve = np.array([p_ordered[index[(L, T)]].mean() for T in cells.temps])
+        per_size[int(L)] = crossing(cells.temps, curve)
+    tc, a = extrapolate(np.array(list(per_size)), np.array(list(per_size.values())))
+    return {
+        **{f"tc_L{L}": v for L, v in per_size.items()},
+        "tc_output_crossing": tc,
+        "tc_fit_amplitude": a,
+    }

@@ -1,0 +1,355 @@
+"""Phase transitions of the 2-D Ising model.
+
+``ising-phase``: as in Carrasquilla and Melko (Nature Physics 2017) a network sees only clearly
+ordered (T < 2.0) and clearly disordered (T > 2.5) configurations and is never told T_c. Its
+estimate of T_c is the Binder-cumulant crossing, between lattice sizes, of the order parameter
+it learned: the flip-odd part of its first layer's response, summed over the lattice (see
+``odd_features`` and ``analysis``), averaged over an ensemble of networks trained with
+different seeds. The classical baseline is the same crossing
+for the magnetisation itself. ``ising-temperature``: regress T from a configuration; the
+baseline inverts the energy per spin, the canonical ensemble's sufficient statistic for T.
+
+Task options (``--task-option KEY=VALUE`` or ``task_options`` in the YAML): ``sizes`` (lattice
+sizes, e.g. ``16,32,64``) and ``temperatures`` (the test grid, ``START:STOP:STEP`` or a comma
+list; several ranges joined with ``+``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from astrocnn.models import create_model
+from astrocnn.tasks.base import ArraySplit, Task, TaskDefaults, TaskKind, binned_mean
+from astrocnn.tasks.ising import analysis, baseline
+from astrocnn.tasks.ising import plots as ising_plots
+from astrocnn.tasks.ising import simulation as ising
+from astrocnn.tasks.registry import register_task
+
+SIZES = (16, 32, 64)
+#: The test grid: the whole range, and finer steps where the cumulants of the sizes separate.
+TEMPERATURES = "1.0:3.5:0.1+2.1:2.44:0.02"
+ORDERED_BELOW, DISORDERED_ABOVE = 2.0, 2.5
+ORDERED = 1  # class index of the ordered phase
+#: Fractions of each (L, T) cell of a file from ``astrocnn generate ising`` for training and validation.
+FILE_FRACTIONS = (0.3, 0.1)
+
+
+def parse_grid(text: str) -> np.ndarray:
+    """``"1.0:3.5:0.1+2.1:2.44:0.02"``: the union of ranges and lists, sorted."""
+    return np.unique(np.concatenate([ising.parse_temperatures(part) for part in str(text).split("+")]))
+
+
+def parse_sizes(value: Any) -> tuple[int, ...]:
+    try:
+        parts = value.split(",") if isinstance(value, str) else list(value)
+        sizes = tuple(sorted({int(v) for v in parts}))
+    except (TypeError, ValueError):
+        raise ValueError(f"sizes {value!r} is not a comma list of lattice sizes, e.g. 16,32,64") from None
+    if not sizes or min(sizes) < 8 or max(sizes) > 512:
+        raise ValueError(f"sizes {value!r}: each lattice size must be between 8 and 512")
+    return sizes
+
+
+class PerSizeMLP(nn.Module):
+    """One fully connected network per lattice size, chosen by the input's size: a dense layer
+    cannot take lattices of several sizes, unlike a convolutional network with global pooling."""
+
+    def __init__(self, sizes, num_outputs: int, hidden=(256, 128)):
+        super().__init__()
+        self.name = "mlp"
+        self.nets = nn.ModuleDict(
+            {
+                str(L): create_model(
+                    "mlp", in_channels=1, num_outputs=num_outputs, input_size=(L, L), hidden=tuple(hidden)
+                )
+                for L in sizes
+            }
+        )
+
+    def forward(self, x):  # (B, 1, L, L)
+        return self.nets[str(x.shape[-1])](x)
+
+
+class _IsingTask(Task):
+    spatial_dims = 2
+    in_channels = 1
+    option_names = ("sizes", "temperatures")
+
+    def __init__(self, sizes: Any = SIZES, temperatures: Any = TEMPERATURES):
+        self.sizes = parse_sizes(sizes)
+        self.grid_text = ",".join(map(str, temperatures)) if isinstance(temperatures, list) else temperatures
+        self.grid = parse_grid(self.grid_text)
+        self.input_size = (self.sizes[-1], self.sizes[-1])
+
+    def options(self) -> dict[str, Any]:
+        return {"sizes": list(self.sizes), "temperatures": self.grid_text}
+
+    def temperatures(self, split: str) -> np.ndarray:
+        return self.grid
+
+    def generate(self, n: int, rng: np.random.Generator, split: str = "test") -> ArraySplit:
+        """``n`` configurations per (L, T)."""
+        data = ising.generate(self.sizes, self.temperatures(split), n, seed=int(rng.integers(2**62)))
+        return self._split(ising.to_hdf5_datasets(data))
+
+    def _split(self, groups: dict[str, np.ndarray], select=None) -> ArraySplit:
+        """An ArraySplit from ``to_hdf5_datasets``-shaped arrays (``select[L]``: indices to keep)."""
+        xs, meta = [], {"temperature": [], "size": [], "energy": [], "magnetisation": [], "chain": []}
+        for L in self.sizes:
+            g = f"L{L}"
+            keep = slice(None) if select is None else select[L]
+            configs = groups[f"{g}/configs"][keep]
+            xs.extend(configs[:, None].astype(np.float32))
+            meta["size"].append(np.full(len(configs), L))
+            for key, name in (("temperature", "T"), ("energy", "energy"), ("magnetisation", "magnetisation")):
+                meta[key].append(np.asarray(groups[f"{g}/{name}"][keep], dtype=np.float64))
+            meta["chain"].append(np.asarray(groups.get(f"{g}/chain", np.arange(len(groups[f"{g}/T"]))))[keep])
+        merged = {k: np.concatenate(v) for k, v in meta.items()}
+        return ArraySplit(xs, self.targets(merged["temperature"]), merged)
+
+    def splits_from_file(self, path: str, seed: int) -> tuple[ArraySplit, ArraySplit, ArraySplit]:
+        """Train, validation and test splits of a file written by ``astrocnn generate ising``:
+        each (L, T) cell is divided by ``FILE_FRACTIONS``, whole chains kept together."""
+        groups = baseline.read_ising_file(path, self.sizes)
+        parts: list[dict[int, np.ndarray]] = [{}, {}, {}]
+        rng = np.random.default_rng(seed)
+        for L in self.sizes:
+            t, chain = groups[f"L{L}/T"], groups[f"L{L}/chain"]
+            buckets: list[list[np.ndarray]] = [[], [], []]
+            for T in np.unique(t):
+                cell = np.flatnonzero(t == T)
+                chains = rng.permutation(np.unique(chain[cell]))
+                cut = np.cumsum([round(f * len(chains)) for f in FILE_FRACTIONS])
+                for k, owned in enumerate(np.split(chains, cut)):
+                    buckets[k].append(cell[np.isin(chain[cell], owned)])
+            for k in range(3):
+                parts[k][L] = np.sort(np.concatenate(buckets[k]))
+        train, val, test = (self._split(groups, p) for p in parts)
+        return self._training_range(train), self._training_range(val), test
+
+    def _training_range(self, split: ArraySplit) -> ArraySplit:
+        return split
+
+    def augment(self, x: torch.Tensor) -> torch.Tensor:
+        """The Hamiltonian's symmetries: the global flip s -> -s (per configuration), and for the
+        batch a periodic translation and one of the eight rotations and reflections of the square
+        lattice. Neither phase nor temperature changes; the training set grows by L^2 x 16."""
+        sign = torch.randint(0, 2, (x.shape[0],) + (1,) * (x.dim() - 1), device=x.device) * 2 - 1
+        x = x * sign.to(x.dtype)
+        shift = torch.randint(0, x.shape[-1], (2,)).tolist()
+        x = torch.roll(x, shifts=shift, dims=(-2, -1))
+        k, mirror = torch.randint(0, 4, (1,)).item(), torch.randint(0, 2, (1,)).item()
+        x = torch.rot90(x, k, dims=(-2, -1))
+        return x.flip(-1) if mirror else x
+
+    def targets(self, temperature: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def build_mlp(self) -> nn.Module:
+        return PerSizeMLP(self.sizes, self.num_outputs, self.defaults.mlp_options.get("hidden", (256, 128)))
+
+
+class _Stop(Exception):
+    """Carries the first activation's output out of a forward pass that need go no further."""
+
+    def __init__(self, output: torch.Tensor):
+        self.output = output
+
+
+def first_activation(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The output of the first nonlinear layer the network applies, averaged over the lattice
+    (B, C): for a CNN, local detectors with a 3 x 3 receptive field; for a fully connected
+    network, its first hidden layer. The forward pass stops there."""
+
+    def stop(_module, _args, output):
+        raise _Stop(output)
+
+    hooks = [
+        m.register_forward_hook(stop)
+        for m in model.modules()
+        if type(m).__module__ == "torch.nn.modules.activation"
+    ]
+    try:
+        model(x)
+    except _Stop as found:
+        out = found.output
+        return out.mean(dim=tuple(range(2, out.dim()))) if out.dim() > 2 else out
+    finally:
+        for h in hooks:
+            h.remove()
+    raise TypeError(f"{type(model).__name__} has no activation layer to read an order parameter from")
+
+
+@torch.no_grad()
+def odd_features(model: nn.Module, configs: list[np.ndarray], batch_size: int = 512) -> np.ndarray:
+    """(f(s) - f(-s)) / 2 of the first activation's lattice-averaged output f: the part of what
+    the network computes first that changes sign under the global spin flip (N, C).
+
+    Why the first layer: a sum over the lattice of a *local* flip-odd field scales like the
+    magnetisation, so its Binder cumulant crosses at T_c. Deeper features see the whole lattice
+    and saturate (they are nonlinear functions of the global order), which moves the crossing:
+    the penultimate layer's odd part put T_c 1.6 % high in the default run (docs/ising.md)."""
+    model.eval()
+    out: list[np.ndarray | None] = [None] * len(configs)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, c in enumerate(configs):
+        groups.setdefault(c.shape, []).append(i)
+    for idx in groups.values():
+        for start in range(0, len(idx), batch_size):
+            chunk = idx[start : start + batch_size]
+            x = torch.from_numpy(np.stack([configs[i] for i in chunk]))
+            odd = (first_activation(model, x) - first_activation(model, -x)) / 2
+            for i, row in zip(chunk, odd.numpy(), strict=True):
+                out[i] = row
+    return np.stack(out)  # type: ignore[arg-type]
+
+
+@register_task
+class IsingPhase(_IsingTask):
+    name = "ising-phase"
+    kind = TaskKind.CLASSIFICATION
+    description = (
+        "2-D Ising model: ordered or disordered, trained away from T_c; T_c from the Binder crossing "
+        "of the order parameter the network learned"
+    )
+    num_outputs = 2
+    class_names = ("disordered", "ordered")
+    headline = ("tc_relative_error", False)
+    defaults = TaskDefaults(
+        model="resnet18",
+        model_options={"small_input": True, "width": 0.25},
+        epochs=3,
+        batch_size=64,
+        lr=2e-3,
+        n_train=20,
+        n_val=6,
+        n_test=200,  # the Binder cumulant needs a few hundred configurations per (L, T)
+        ensemble=3,
+        quick={"n_train": 10, "n_val": 4, "n_test": 100, "epochs": 2, "ensemble": 2},
+    )
+
+    def temperatures(self, split: str) -> np.ndarray:
+        if split == "test":
+            return self.grid
+        return self.grid[(self.grid < ORDERED_BELOW) | (self.grid > DISORDERED_ABOVE)]
+
+    def _training_range(self, split: ArraySplit) -> ArraySplit:
+        t = split.meta["temperature"]
+        keep = np.flatnonzero((t < ORDERED_BELOW) | (t > DISORDERED_ABOVE))
+        return ArraySplit(
+            [split.x[i] for i in keep], split.y[keep], {k: v[keep] for k, v in split.meta.items()}
+        )
+
+    def targets(self, temperature: np.ndarray) -> np.ndarray:
+        # only the clear ranges train and score; in between, the label is the nearer range's (T_c
+        # is never used)
+        return (temperature < (ORDERED_BELOW + DISORDERED_ABOVE) / 2).astype(np.int64)
+
+    def metrics(self, prediction: np.ndarray, test: ArraySplit) -> dict[str, Any]:
+        t, size = test.meta["temperature"], test.meta["size"]
+        clear = (t < ORDERED_BELOW) | (t > DISORDERED_ABOVE)
+        correct = prediction.argmax(axis=1) == test.y
+        result: dict[str, Any] = {"accuracy": float(correct[clear].mean())}
+        for L in self.sizes:
+            result[f"accuracy_L{L}"] = float(correct[clear & (size == L)].mean())
+        result.update(analysis.output_crossings(prediction[:, ORDERED], t, size))
+        return result
+
+    def network_metrics(self, members: list[nn.Module], test: ArraySplit) -> dict[str, Any]:
+        """T_c from the learned order parameter of every member of the ensemble."""
+        estimates = [
+            analysis.tc_from_cumulants(
+                analysis.learned_order_parameter(odd_features(m, test.x), test.meta["size"]),
+                test.meta["temperature"],
+                test.meta["size"],
+                test.meta.get("chain"),
+            )
+            for m in members
+        ]
+        return analysis.combine_members(estimates).as_metrics()
+
+    def baseline(self, train: ArraySplit, test: ArraySplit) -> dict[str, Any]:
+        return baseline.binder_crossing(test)
+
+    def plots(self, results, test, predictions, out: Path, networks) -> None:
+        ising_plots.ordered_output(test, predictions, ORDERED, out / "ordered_output_vs_T.png")
+        ising_plots.output_crossing_drift(results, self.sizes, out / "output_crossing_vs_L.png")
+        ising_plots.binder(test, out / "binder_cumulant.png")
+        if "cnn" in networks:
+            phi = analysis.learned_order_parameter(odd_features(networks["cnn"], test.x), test.meta["size"])
+            ising_plots.binder(test, out / "binder_cumulant_cnn.png", phi=phi, label="CNN's order parameter")
+        ising_plots.estimates(results, out / "tc_estimates.png")
+        ising_plots.configurations(test, out / "configurations.png")
+        if "cnn" in networks:
+            ising_plots.first_layer_filters(networks["cnn"], out / "first_layer_filters.png")
+
+
+@register_task
+class IsingTemperature(_IsingTask):
+    name = "ising-temperature"
+    kind = TaskKind.REGRESSION
+    description = "2-D Ising model: the temperature of a spin configuration (regression)"
+    num_outputs = 1
+    headline = ("rmse", False)
+    defaults = TaskDefaults(
+        model="resnet18",
+        # a nonlinear read-out after the global pooling: T is a nonlinear function of the mean
+        # energy, which the pooled features can hold but a linear layer cannot invert
+        # group norm: batch norm's running statistics mix lattice sizes whose deep features differ
+        # (their border share differs), and its evaluation-mode outputs jumped from epoch to epoch.
+        # Zero padding (not circular) lets the network tell the lattice size from the border,
+        # which the best estimate of T needs: the spread of the energy at given T depends on L
+        model_options={"small_input": True, "width": 0.25, "head_hidden": [64], "norm": "group"},
+        epochs=16,
+        batch_size=64,
+        lr=2e-3,
+        n_train=20,
+        n_val=6,
+        n_test=20,
+        quick={"n_train": 10, "n_val": 4, "n_test": 10, "epochs": 6},
+    )
+
+    def __init__(self, sizes: Any = (16, 24, 32), temperatures: Any = "1.0:3.5:0.05"):
+        super().__init__(sizes, temperatures)
+
+    #: The network learns T standardised over the grid (mean and spread of 1.0 ... 3.5).
+    T_MEAN, T_SCALE = 2.25, 0.75
+
+    def targets(self, temperature: np.ndarray) -> np.ndarray:
+        return temperature.astype(np.float32)[:, None]
+
+    def target_tensor(self, y: np.ndarray) -> torch.Tensor:
+        return (torch.as_tensor(y, dtype=torch.float32) - self.T_MEAN) / self.T_SCALE
+
+    def postprocess(self, output: torch.Tensor) -> torch.Tensor:
+        return output * self.T_SCALE + self.T_MEAN
+
+    def metrics(self, prediction: np.ndarray, test: ArraySplit) -> dict[str, Any]:
+        t, size = test.meta["temperature"], test.meta["size"]
+        error = prediction[:, 0] - t
+        result: dict[str, Any] = {
+            "rmse": float(np.sqrt(np.mean(error**2))),
+            "mae": float(np.mean(np.abs(error))),
+            "bias": float(np.mean(error)),
+        }
+        for L in self.sizes:
+            result[f"rmse_L{L}"] = float(np.sqrt(np.mean(error[size == L] ** 2)))
+        temps = np.unique(t)
+        edges = np.concatenate([[temps[0] - 0.025], (temps[:-1] + temps[1:]) / 2, [temps[-1] + 0.025]])
+        result["rmse_vs_T"] = np.sqrt(binned_mean(error**2, t, edges)).tolist()
+        result["rmse_vs_T_bins"] = [round(float(e), 4) for e in edges]
+        return result
+
+    def baseline(self, train: ArraySplit, test: ArraySplit) -> np.ndarray:
+        return baseline.temperature_from_energy(train, test, self.sizes)
+
+    def plots(self, results, test, predictions, out, networks) -> None:
+        ising_plots.temperature_predictions(test, predictions, out / "predicted_temperature.png")
+        ising_plots.rmse_vs_temperature(results, out / "rmse_vs_T.png")
+        if "cnn" in networks:
+            ising_plots.first_layer_filters(networks["cnn"], out / "first_layer_filters.png")

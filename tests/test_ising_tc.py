@@ -1,0 +1,195 @@
+"""The T_c estimator on data with a known answer, the sampler's sample order, the learned order
+parameter, and the Ising family's own files and options through the engine."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import astrocnn
+from astrocnn.errors import AstroCNNError, OptionError
+from astrocnn.tasks import get_task
+from astrocnn.tasks.ising import analysis, tasks
+from astrocnn.tasks.ising import simulation as ising
+
+# ---- the Binder crossing on a planted transition ---------------------------------------------------
+
+
+def planted_order_parameter(rng, tc: float, sizes, temps, n: int):
+    """phi = +-mu + sigma * noise with mu / sigma = 4.3 exp(0.6 (tc - T) L): its Binder cumulant is
+    a function of (T - tc) L alone, so the curves of all sizes cross exactly at ``tc`` (at U = 0.6,
+    as for the Ising model). Far above ``tc`` phi is Gaussian noise whose cumulant is 0 +- noise,
+    as in the disordered phase."""
+    t = np.repeat(np.tile(temps, len(sizes)), n)
+    size = np.repeat(np.repeat(sizes, len(temps)), n)
+    ratio = 4.3 * np.exp(np.clip(0.6 * (tc - t) * size, -30, 30))
+    phi = rng.choice([-1.0, 1.0], size=len(t)) * ratio + rng.normal(size=len(t))
+    return phi, t, size
+
+
+def test_binder_crossing_recovers_a_planted_transition_over_many_data_sets():
+    """Over 20 independent data sets with the noisy disordered tail that fooled the former
+    estimator (a fixed window reaching into the disordered phase, the median of every sign
+    change): unbiased, errors that cover the truth, never a false crossing far from it."""
+    tc, sizes = 2.269185, np.array([8, 16, 32])
+    temps = np.round(np.arange(1.0, 3.5, 0.05), 4)
+    estimates, errors = [], []
+    for seed in range(20):
+        phi, t, size = planted_order_parameter(np.random.default_rng(seed), tc, sizes, temps, 100)
+        e = analysis.tc_from_cumulants(phi, t, size, bootstrap=60, seed=seed)
+        estimates.append(e.estimate)
+        errors.append(e.uncertainty)
+    estimates, errors = np.array(estimates), np.array(errors)
+    pulls = (estimates - tc) / errors
+    assert np.all(np.abs(estimates - tc) < 0.05)  # no false crossing out in the tails
+    assert np.sqrt(np.mean((estimates - tc) ** 2)) < 0.02
+    assert abs(np.mean(estimates - tc)) < 3 * np.std(estimates) / np.sqrt(len(estimates)) + 2e-3
+    assert 0.4 < np.sqrt(np.mean(pulls**2)) < 2.0  # the uncertainty is honest, neither tiny nor huge
+
+
+def test_pair_crossing_keeps_the_clean_crossing_and_ignores_noise():
+    temps = np.round(np.arange(2.0, 2.6, 0.05), 4)
+    u_small = np.array([0.64, 0.63, 0.62, 0.60, 0.55, 0.45, 0.30, 0.20, 0.10, 0.05, 0.02, 0.01])
+    u_large = np.array([0.66, 0.655, 0.64, 0.62, 0.50, 0.30, 0.10, 0.05, 0.03, 0.06, 0.01, 0.02])
+    sigma = np.full(len(temps), 0.01)
+    # three sign changes: the real one between 2.15 and 2.20; two in the noise above 2.4
+    crossing = analysis.pair_crossing(temps, u_small, u_large, sigma, sigma)
+    assert 2.15 < crossing < 2.20
+
+
+def test_pair_crossing_without_a_crossing_is_nan():
+    temps = np.linspace(2.0, 2.5, 6)
+    u = np.linspace(0.6, 0.1, 6)
+    assert np.isnan(analysis.pair_crossing(temps, u, u - 0.05, np.full(6, 0.01), np.full(6, 0.01)))
+
+
+def test_ensemble_uncertainty_adds_the_spread_between_networks():
+    members = [analysis.TcEstimate(v, 0.01, {(8, 16): v}, statistical=0.01) for v in (2.25, 2.27, 2.29)]
+    combined = analysis.combine_members(members)
+    assert combined.estimate == pytest.approx(2.27)
+    assert combined.training == pytest.approx(np.std([2.25, 2.27, 2.29], ddof=1) / np.sqrt(3))
+    assert combined.uncertainty == pytest.approx(np.hypot(0.01, combined.training))
+    assert combined.members == [2.25, 2.27, 2.29]
+    assert combined.as_metrics()["tc_pull"] == pytest.approx((2.27 - ising.TC) / combined.uncertainty)
+
+
+# ---- samples and resampling ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("temperature", "chains"), [(3.0, 64), (2.3, ising.WOLFF_CHAINS)])
+def test_samples_are_interleaved_across_chains(temperature, chains):
+    samples = ising.sample(16, temperature, chains + 5, np.random.default_rng(1))
+    # sample k of every chain before sample k + 1 of any: the first n use min(n, chains) chains
+    assert samples.chain.tolist() == [*range(chains), *range(5)]
+
+
+def test_interleaved_samples_are_the_chains_own_snapshots():
+    """The k-th configuration belongs to chain k: rebuilt from the chains' own snapshots."""
+    rng = np.random.default_rng(3)
+    samples = ising.sample(8, 3.0, 128, rng)
+    # a configuration and its chain's next one are one spacing apart, different chains are
+    # independent: same-chain pairs agree on more sites than pairs from different chains at
+    # T = 3.0 only through the remaining autocorrelation; what must hold exactly is the layout
+    per_chain = samples.configs.reshape(2, 64, 8, 8)
+    assert np.array_equal(per_chain[1, 5], samples.configs[64 + 5])
+    assert samples.chain[64 + 5] == 5
+
+
+def test_bootstrap_resamples_whole_chains():
+    t = np.full(12, 2.0)
+    size = np.full(12, 8)
+    chain = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2])
+    cells = analysis.Cells.of(t, size, chain)
+    resample = cells.indices(np.random.default_rng(0))[(8, 2.0)]
+    assert len(resample) == 12
+    for c in range(3):  # every chain appears with all four of its samples, or not at all
+        owned = np.flatnonzero(chain == c)
+        counts = [np.sum(resample == i) for i in owned]
+        assert len(set(counts)) == 1
+
+
+# ---- the learned order parameter ----------------------------------------------------------------
+
+
+class MeanSpin(nn.Module):
+    """First activation: (spin + 1.5) and |spin| per site (one odd, one even channel)."""
+
+    def __init__(self):
+        super().__init__()
+        self.act = nn.ReLU()
+        self.fc = nn.Linear(2, 2)
+
+    def forward(self, x):
+        h = self.act(torch.cat([x + 1.5, x.abs()], dim=1))  # (B, 2, L, L), both positive: ReLU is identity
+        return self.fc(h.mean(dim=(2, 3)))
+
+
+def test_odd_features_and_learned_order_parameter_recover_the_magnetisation():
+    rngs = [np.random.default_rng(i) for i in range(30)]
+    configs = [
+        np.sign(r.normal(0.3 * (i % 3 - 1), 1, size=(1, 8, 8))).astype(np.float32) for i, r in enumerate(rngs)
+    ]
+    odd = tasks.odd_features(MeanSpin(), configs)
+    m = np.array([c.mean() for c in configs])
+    assert np.allclose(odd[:, 0], m, atol=1e-6)  # the odd part of "spin + 1.5" is the spin
+    assert np.allclose(odd[:, 1], 0, atol=1e-6)  # an even feature has no odd part
+    phi = analysis.learned_order_parameter(odd, np.full(30, 8))
+    assert abs(np.corrcoef(phi, m)[0, 1]) == pytest.approx(1.0)
+
+
+# ---- options, files and the engine ------------------------------------------------------------------
+
+SMALL = {"sizes": "8,16", "temperatures": "1.0:3.5:0.25+2.1:2.45:0.05"}
+
+
+def test_task_options_are_checked():
+    assert get_task("ising-phase", SMALL).sizes == (8, 16)
+    with pytest.raises(OptionError, match="sizes"):
+        get_task("ising-phase", {"sizes": "8,x"})
+    with pytest.raises(OptionError, match="no option"):
+        get_task("ising-phase", {"lattice": "8"})
+    with pytest.raises(OptionError, match="no option"):
+        get_task("sky-shapes", {"sizes": "8"})
+
+
+def test_temperature_targets_are_standardised_and_restored():
+    task = get_task("ising-temperature")
+    y = np.array([[1.0], [2.269], [3.5]], dtype=np.float32)
+    assert torch.allclose(task.postprocess(task.target_tensor(y)), torch.from_numpy(y))
+    assert task.target_tensor(y).abs().max() < 2
+
+
+def test_ising_phase_trains_on_a_generated_file_with_an_ensemble(tmp_path):
+    from astrocnn.cli import main
+
+    data = tmp_path / "ising.h5"
+    code = main(["generate", "ising", "--sizes", "8,16", "--temperatures", "1.0:3.5:0.25", "--per-t", "40",
+                 "--out", str(data)])  # fmt: skip
+    assert code == 0
+    run = astrocnn.train(
+        "ising-phase", data=str(data), out=str(tmp_path / "run"), epochs=1, ensemble=2,
+        task_options={"sizes": "8,16"}, progress_bar=False,
+    )  # fmt: skip
+    results = json.loads((run.path / "metrics.json").read_text())["results"]
+    assert len(results["cnn"]["tc_members"]) == 2 and results["cnn"]["ensemble"] == 2
+    assert (run.path / "checkpoints" / "cnn-seed+1" / "best.ckpt").exists()
+    assert run.config.task_options["sizes"] == [8, 16]
+    # evaluate reproduces the ensemble's numbers from the saved networks
+    again = astrocnn.evaluate(run)["results"]["cnn"]
+    assert again["tc_members"] == pytest.approx(results["cnn"]["tc_members"], nan_ok=True)
+
+
+def test_a_file_without_the_asked_size_is_refused(tmp_path):
+    from astrocnn.cli import main
+
+    data = tmp_path / "ising.h5"
+    main(
+        ["generate", "ising", "--sizes", "8", "--temperatures", "1.5,3.0", "--per-t", "4", "--out", str(data)]
+    )
+    with pytest.raises(AstroCNNError, match="no lattices of size 16"):
+        astrocnn.train("ising-phase", data=str(data), out=str(tmp_path / "r"), task_options={"sizes": "8,16"})
+    assert not (tmp_path / "r").exists()
