@@ -136,9 +136,33 @@ class SkyShapes(Task):
         )
 
 
-def profile_features(x: np.ndarray) -> np.ndarray:
+#: How :func:`profile_features` normalises the radial profile (the first is the default).
+NORMALISATIONS = ("isophotal", "aperture", "centre")
+
+
+def profile_features(x: np.ndarray, normalise: str = "isophotal") -> np.ndarray:
     """Per image (standardised, (N, 1, H, W)): azimuthal profile about the flux centroid, normalised
-    by the flux; second-moment ellipticity; log flux inside 12 px."""
+    by the flux; second-moment ellipticity; log flux inside 12 px.
+
+    The profile is the mean pixel value in annuli of 1.5 px out to 12 px (``PROFILE_EDGES``)
+    divided by the source's flux, so that it describes the source's shape, not its brightness:
+    multiplying an image by a constant leaves the profile unchanged as long as the same pixels stay
+    above 2 sigma (they give the centroid). ``normalise`` picks the flux:
+
+    - ``"isophotal"`` (default): the sum of the pixels above 2 sigma, the pixels that also give
+      the centroid and the ellipticity. It is more than 2 whenever a pixel is above 2 sigma and at
+      least the brightest pixel, so no bin exceeds 1 however faint or hollow the source. When every
+      pixel inside 12 px is either above 2 sigma or zero, sum(profile * pixels per annulus) is 1.
+    - ``"aperture"``: the sum of all pixels inside 12 px, floored at its noise, sqrt(pixels inside
+      12 px), as a faint source's sum can be <= 0; above the floor, sum(profile * pixels per
+      annulus) is 1.
+    - ``"centre"``: the profile's central bin (the behaviour before issue 16, kept to compare):
+      near zero and noisy for rings.
+
+    An image with no pixel above 2 sigma gives zero features.
+    """
+    if normalise not in NORMALISATIONS:
+        raise ValueError(f"normalise must be one of {', '.join(NORMALISATIONS)}, not {normalise!r}")
     h, w = x.shape[-2:]
     yy, xx = np.mgrid[0:h, 0:w]
     feats = []
@@ -151,12 +175,17 @@ def profile_features(x: np.ndarray) -> np.ndarray:
         cy, cx = (positive * yy).sum() / total, (positive * xx).sum() / total
         r = np.hypot(yy - cy, xx - cx)
         profile = binned_mean(img, r, PROFILE_EDGES, empty=0.0)
-        flux = img[r < 12].sum()
+        aperture = r < PROFILE_EDGES[-1]
+        flux = img[aperture].sum()
+        if normalise == "isophotal":
+            scale = total
+        elif normalise == "aperture":
+            scale = max(flux, np.sqrt(aperture.sum()))
+        else:
+            scale = max(abs(profile[0]), 1e-3)
         myy = (positive * (yy - cy) ** 2).sum() / total
         mxx = (positive * (xx - cx) ** 2).sum() / total
         mxy = (positive * (yy - cy) * (xx - cx)).sum() / total
         ellipticity = np.hypot(mxx - myy, 2 * mxy) / max(mxx + myy, 1e-6)
-        feats.append(
-            np.concatenate([profile / max(abs(profile[0]), 1e-3), [ellipticity, np.log1p(max(flux, 0.0))]])
-        )
+        feats.append(np.concatenate([profile / scale, [ellipticity, np.log1p(max(flux, 0.0))]]))
     return np.asarray(feats)
