@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_models.py --out docs/benchmarks.md
 	$(BIN)/python benchmarks/bench_engine.py --out docs/benchmarks.md
 	$(BIN)/python benchmarks/bench_ising.py --out docs/benchmarks.md
+	$(BIN)/python benchmarks/bench_sky_baseline.py --out docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache demo-out

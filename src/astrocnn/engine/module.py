@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 import lightning as L
 import torch
@@ -109,6 +110,8 @@ class DataModule(L.LightningDataModule):
         else:
             sampler = SequentialSampler(dataset)
         if hasattr(dataset, "groups"):  # images of several sizes: one size per batch
+            # a size with fewer images than a batch would lose them all to drop_last
+            drop_last = drop_last and min(Counter(dataset.groups).values()) > self.batch_size
             batches = GroupedBatchSampler(sampler, self.batch_size, drop_last)
             return DataLoader(dataset, batch_sampler=batches, **workers)
         return DataLoader(dataset, self.batch_size, sampler=sampler, drop_last=drop_last, **workers)

@@ -232,7 +232,8 @@ def combine_members(members: list[TcEstimate]) -> TcEstimate:
     if not good.any():
         return TcEstimate(float("nan"), float("nan"), members=values.tolist())
     statistical = float(np.sqrt(np.nanmean([m.statistical**2 for m in members if m.statistical is not None])))
-    training = float(values[good].std(ddof=1) / np.sqrt(good.sum())) if good.sum() > 1 else 0.0
+    # one network cannot measure the spread between networks: unknown, not zero
+    training = float(values[good].std(ddof=1) / np.sqrt(good.sum())) if good.sum() > 1 else float("nan")
     pairs = {p: float(np.nanmean([m.pairs.get(p, np.nan) for m in members])) for p in members[0].pairs}
     return TcEstimate(
         float(values[good].mean()),

@@ -103,7 +103,7 @@ class _Chains:
             # The warm-up is counted in flipped spins, not clusters: from a random start near T_c
             # the first clusters are far smaller than in equilibrium, and a count of them would
             # make each "sweep" hundreds of real sweeps long.
-            self.clusters_per_sweep = max(1, round(size * size / self._mean_cluster(5 * size * size)))
+            self._mean_cluster(5 * size * size)  # warm-up
             self.clusters_per_sweep = max(1, round(size * size / self._mean_cluster(2 * size * size)))
         else:
             self.replicas = 64

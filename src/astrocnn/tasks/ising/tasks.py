@@ -215,7 +215,7 @@ class IsingPhase(_IsingTask):
     kind = TaskKind.CLASSIFICATION
     description = (
         "2-D Ising model: ordered or disordered, trained away from T_c; T_c from the Binder crossing "
-        "of the order parameter the network learned"
+        "of the flip-odd part of the network's first layer"
     )
     num_outputs = 2
     class_names = ("disordered", "ordered")
@@ -230,7 +230,14 @@ class IsingPhase(_IsingTask):
         n_val=6,
         n_test=200,  # the Binder cumulant needs a few hundred configurations per (L, T)
         ensemble=3,
-        quick={"n_train": 10, "n_val": 4, "n_test": 100, "epochs": 2, "ensemble": 2},
+        quick={
+            "n_train": 10,
+            "n_val": 4,
+            "n_test": 100,
+            "epochs": 2,
+            "ensemble": 2,
+            "task_options": {"sizes": "16,32"},
+        },
     )
 
     def temperatures(self, split: str) -> np.ndarray:
@@ -311,7 +318,7 @@ class IsingTemperature(_IsingTask):
         n_train=20,
         n_val=6,
         n_test=20,
-        quick={"n_train": 10, "n_val": 4, "n_test": 10, "epochs": 6},
+        quick={"n_train": 10, "n_val": 4, "n_test": 10, "epochs": 4},
     )
 
     def __init__(self, sizes: Any = (16, 24, 32), temperatures: Any = "1.0:3.5:0.05"):
