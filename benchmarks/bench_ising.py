@@ -97,21 +97,11 @@ def speed_section(repeats: int) -> str:
 # ---- 2. the estimator over independent data sets ------------------------------------------------
 
 # The T_c estimator before issue 16 (astrocnn.tasks.ising_analysis.tc_from_binder at the commit
-# before it), kept here verbatim but for names and the number of resamples, to measure the change.
+# before it), kept here verbatim but for names and the number of resamples, to measure the change;
+# its crossing and cumulant are ``analysis.crossing`` and ``analysis.binder_cumulant``, unchanged.
 # Crossings are searched in a fixed window, every configuration is resampled on its own (not by
 # Markov chain), and each pair of sizes contributes the median of all sign changes of U_a - U_b.
 _FORMER_WINDOW = (2.0, 2.6)
-
-
-def _former_crossing(temperatures: np.ndarray, values: np.ndarray, level: float = 0.5) -> float:
-    d = np.asarray(values) - level
-    idx = np.flatnonzero(np.sign(d[:-1]) * np.sign(d[1:]) < 0)
-    exact = np.flatnonzero(d == 0)
-    points = [
-        temperatures[i] - d[i] * (temperatures[i + 1] - temperatures[i]) / (d[i + 1] - d[i]) for i in idx
-    ]
-    points += [temperatures[i] for i in exact]
-    return float(np.median(points)) if points else float("nan")
 
 
 def _former_cells(t: np.ndarray, size: np.ndarray):
@@ -126,16 +116,11 @@ def _former_resamples(cells: dict, rng: np.random.Generator | None) -> dict:
     return {key: rng.choice(idx, size=len(idx)) if len(idx) else idx for key, idx in cells.items()}
 
 
-def _former_binder_cumulant(m: np.ndarray) -> float:
-    m2 = np.mean(m**2)
-    return float(1.0 - np.mean(m**4) / (3.0 * m2**2)) if m2 > 0 else float("nan")
-
-
 def _former_binder_tc(m: np.ndarray, sizes, temps, cells) -> tuple[float, dict]:
     window = (temps >= _FORMER_WINDOW[0]) & (temps <= _FORMER_WINDOW[1])
-    u = {L: np.array([_former_binder_cumulant(m[cells[(L, T)]]) for T in temps[window]]) for L in sizes}
+    u = {L: np.array([analysis.binder_cumulant(m[cells[(L, T)]]) for T in temps[window]]) for L in sizes}
     pairs = {
-        (int(a), int(b)): _former_crossing(temps[window], u[a] - u[b], 0.0)
+        (int(a), int(b)): analysis.crossing(temps[window], u[a] - u[b], 0.0)
         for a, b in itertools.combinations(sizes, 2)
     }
     values = [v for v in pairs.values() if np.isfinite(v)]

@@ -108,7 +108,7 @@ class _IsingTask(Task):
             meta["size"].append(np.full(len(configs), L))
             for key, name in (("temperature", "T"), ("energy", "energy"), ("magnetisation", "magnetisation")):
                 meta[key].append(np.asarray(groups[f"{g}/{name}"][keep], dtype=np.float64))
-            meta["chain"].append(np.asarray(groups.get(f"{g}/chain", np.arange(len(groups[f"{g}/T"]))))[keep])
+            meta["chain"].append(np.asarray(groups[f"{g}/chain"])[keep])
         merged = {k: np.concatenate(v) for k, v in meta.items()}
         return ArraySplit(xs, self.targets(merged["temperature"]), merged)
 
