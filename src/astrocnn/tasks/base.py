@@ -93,6 +93,10 @@ class Task(ABC):
     class_names: ClassVar[tuple[str, ...]] = ()
     #: Options a task takes (``--task-option KEY=VALUE``), e.g. lattice sizes.
     option_names: ClassVar[tuple[str, ...]] = ()
+    #: The classical method :meth:`baseline` runs, named for tables and reports.
+    baseline_name: ClassVar[str] = ""
+    #: Per metric: what it measures and whether larger is better (None: neither, e.g. a bias).
+    metric_notes: ClassVar[dict[str, tuple[str, bool | None]]] = {}
 
     def options(self) -> dict[str, Any]:
         """The task's options as resolved (saved in the run's configuration)."""
@@ -112,6 +116,11 @@ class Task(ABC):
     def preprocess(self, x: np.ndarray) -> np.ndarray:
         """Raw images (N, C, *S) -> network input; applied to generated data and to user files alike."""
         return x.astype(np.float32, copy=False)
+
+    def preprocess_torch(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`preprocess` in torch operations, so that an exported graph takes raw images;
+        equal to it within float32 rounding (tested for every task)."""
+        return x.float()
 
     def augment(self, x: torch.Tensor) -> torch.Tensor:
         """A training batch (B, C, *S) transformed by symmetries of the physics that leave the

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 from scipy import ndimage
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import accuracy_score, f1_score, log_loss
@@ -68,6 +69,23 @@ def robust_standardise(x: np.ndarray) -> np.ndarray:
     return ((x - med) / np.maximum(mad, 1e-6)).astype(np.float32)
 
 
+def _median(x: torch.Tensor) -> torch.Tensor:
+    """numpy's median over all but the first axis (the mean of the middle pair for an even
+    count), by sorting: traceable for ONNX, unlike torch.median, which takes the lower one."""
+    v = x.flatten(1).sort(dim=1).values
+    n = v.shape[1]
+    mid = v[:, n // 2] if n % 2 else (v[:, n // 2 - 1] + v[:, n // 2]) / 2
+    return mid.reshape(-1, *([1] * (x.ndim - 1)))
+
+
+def robust_standardise_torch(x: torch.Tensor) -> torch.Tensor:
+    """:func:`robust_standardise` in torch operations (for graphs that take raw images)."""
+    x = x.float()
+    med = _median(x)
+    mad = _median((x - med).abs()) * 1.4826
+    return (x - med) / mad.clamp_min(1e-6)
+
+
 @register_task
 class SkyShapes(Task):
     name = "sky-shapes"
@@ -109,6 +127,9 @@ class SkyShapes(Task):
 
     def preprocess(self, x: np.ndarray) -> np.ndarray:
         return robust_standardise(x)
+
+    def preprocess_torch(self, x: torch.Tensor) -> torch.Tensor:
+        return robust_standardise_torch(x)
 
     def metrics(self, prediction: np.ndarray, test: ArraySplit) -> dict[str, Any]:
         labels = prediction.argmax(axis=1)
