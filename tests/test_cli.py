@@ -19,7 +19,7 @@ def test_resnet50_summary_ends_with_the_reference_count(capsys):
     code, out, _ = run(capsys, "summary", "resnet50", "--input", "3x224x224", "--num-outputs", "1000")
     assert code == 0
     lines = out.strip().splitlines()
-    assert lines[-1] == "total parameters: 25557032"
+    assert lines[-1] == "total parameters: 25,557,032"
     assert any("layer4.2" in line and "2048x7x7" in line for line in lines)
 
 
@@ -41,7 +41,7 @@ def test_lecture_network_with_fully_connected_comparison(capsys):
     cnn = (6 * 75 + 6) + (10 * 150 + 10) + (1440 * 64 + 64) + (64 * 10 + 10)
     dense = mlp_parameter_count([3 * 32 * 32, 6 * 28 * 28, 10 * 24 * 24, 64, 10])
     assert f"{dense:,} parameters" in out
-    assert out.strip().splitlines()[-1] == f"total parameters: {cnn}"
+    assert out.strip().splitlines()[-1] == f"total parameters: {cnn:,}"
 
 
 @pytest.mark.parametrize(
@@ -51,7 +51,10 @@ def test_lecture_network_with_fully_connected_comparison(capsys):
             ["summary", "vgg16", "--input", "1x8x8"],
             "input 1x8x8 is too small for vgg16: block4 would produce 0x0",
         ),
-        (["summary", "resnet19", "--input", "1x8x8"], "unknown model 'resnet19'; valid models: alexnet,"),
+        (
+            ["summary", "resnet19", "--input", "1x8x8"],
+            "unknown model 'resnet19' (did you mean 'resnet18'?); valid models: alexnet,",
+        ),
         (["summary", "resnet18", "--input", "3by32"], "--input '3by32' is not CxL, CxHxW or CxDxHxW"),
         (["summary", "resnet18", "--input", "3x0x32"], "is not CxL, CxHxW or CxDxHxW"),
         (["summary", "resnet18", "--input", "1x2x3x4x5"], "is not CxL, CxHxW or CxDxHxW"),

@@ -341,9 +341,9 @@ def test_unsupported_suffix_and_misplaced_options(tmp_path):
     assert "unsupported file type '.tiff'" in refused(tmp_path / "x.tiff")
     assert "unsupported file type '(no suffix)'" in refused(tmp_path / "README")
     np.save(tmp_path / "x.npy", np.ones(3))
-    with pytest.raises(OptionError, match="hdu= applies only to FITS"):
+    with pytest.raises(OptionError, match="--hdu applies only to FITS"):
         read_image(tmp_path / "x.npy", hdu=0)
-    with pytest.raises(OptionError, match="dataset= applies only to HDF5"):
+    with pytest.raises(OptionError, match="--dataset applies only to HDF5"):
         read_image(tmp_path / "x.npy", dataset="x")
 
 

@@ -1,5 +1,5 @@
 """The engine end to end on the smoke task: run folder, metrics, reproducibility, evaluate,
-predict, export, resume, DDP and the demo."""
+predict, resume, DDP and the demo (export: test_export.py)."""
 
 import json
 import os
@@ -8,15 +8,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import pytest
-import torch
 from astropy.io import fits
 from PIL import Image
 
 import astrocnn
 from astrocnn.cli import main
-from astrocnn.engine.export import export_run, load_safetensors_model
 from astrocnn.engine.run import load_run
 
 SMALL = {"n_train": 800, "n_val": 200, "n_test": 300, "epochs": 4, "batch_size": 32, "progress_bar": False}
@@ -120,30 +117,6 @@ def test_predict_refuses_a_wrong_shape_without_writing(smoke_run, tmp_path, caps
     assert not out.exists()
 
 
-def test_onnx_export_matches_torch(smoke_run):
-    path = export_run(smoke_run, "onnx")
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    x = torch.from_numpy(smoke_run.task.preprocess(smoke_run.task.generate(5, np.random.default_rng(1)).x))
-    (onnx_out,) = session.run(None, {"image": x.numpy()})
-    with torch.no_grad():
-        torch_out = smoke_run.model()(x).numpy()
-    np.testing.assert_allclose(onnx_out, torch_out, atol=1e-4, rtol=0)
-
-
-def test_safetensors_export_loads_without_pickle(smoke_run, capsys):
-    assert main(["export", str(smoke_run.path), "--format", "safetensors"]) == 0
-    path = smoke_run.path / "export" / "model.safetensors"
-    raw = path.read_bytes()
-    header_len = int.from_bytes(raw[:8], "little")
-    json.loads(raw[8 : 8 + header_len])  # a JSON header and raw tensors: nothing to unpickle
-    description = json.loads(path.with_suffix(".json").read_text())
-    assert description["model"] == "resnet18" and description["class_names"] == ["star", "galaxy", "ring"]
-    model = load_safetensors_model(path)
-    x = torch.randn(2, 1, 32, 32)
-    with torch.no_grad():
-        torch.testing.assert_close(model(x), smoke_run.model()(x))
-
-
 def test_resume_continues_from_the_last_checkpoint(tmp_path):
     out = tmp_path / "run"
     first = astrocnn.train(
@@ -173,8 +146,11 @@ def test_existing_run_folder_is_not_overwritten(smoke_run, capsys):
 def test_unknown_task_is_one_line(capsys):
     assert main(["train", "sky-shape"]) == 2
     err = capsys.readouterr().err
-    valid = "ising-phase, ising-temperature, sky-shapes"
-    assert err == f"astrocnn: error: unknown task 'sky-shape'; valid tasks: {valid}\n"
+    valid = "classify, ising-phase, ising-temperature, regress, restore, segment, sky-shapes"
+    assert (
+        err
+        == f"astrocnn: error: unknown task 'sky-shape' (did you mean 'sky-shapes'?); valid tasks: {valid}\n"
+    )
 
 
 def test_ddp_two_processes_reach_the_quality_of_one(tmp_path):

@@ -5,6 +5,7 @@ the command line (``astrocnn.cli.main``, the console script's function, and one 
 subprocess) and through the Python API."""
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -39,11 +40,20 @@ def run(tmp_path_factory):
 
 
 def one_line_error(capsys, code: int, expected: int = 2) -> str:
+    """The error is the last line on stderr, and the only one; lines before it can only be the
+    progress lines a log gets (``astrocnn: TASK: ...``, never a warning or a traceback)."""
     out, err = capsys.readouterr()
     assert code == expected
-    assert err.count("\n") == 1 and err.startswith("astrocnn: error: ")
+    lines = err.splitlines()
+    assert err.endswith("\n") and lines and lines[-1].startswith("astrocnn: error: ")
+    assert [line for line in lines if "error" in line.split(":")[1]] == lines[-1:]
+    assert all(PROGRESS.match(line) for line in lines[:-1]), lines[:-1]
     assert "Traceback" not in out + err
-    return err
+    return lines[-1] + "\n"
+
+
+#: The progress lines of a run in a log: the task, then what it is doing.
+PROGRESS = re.compile(r"astrocnn: [a-z-]+: (reading|generating|training|evaluating|\w+ epoch) ")
 
 
 # ---- bad image files: predict refuses them, names the file, writes nothing --------------------
@@ -136,7 +146,13 @@ def test_the_console_script_itself(run, tmp_path):
 
 @pytest.mark.parametrize(
     ("name", "message"),
-    [("labels_missing_file.csv", "nope.npy"), ("labels_not_numeric.csv", "galaxy")],
+    [
+        ("labels_missing_file.csv", "nope.npy"),
+        (
+            "labels_not_a_class.csv",
+            "line 3: label 'quasar' is not a class of this task (the classes are star, galaxy, ring)",
+        ),
+    ],
 )
 def test_bad_labels(tmp_path, capsys, name, message):
     out = tmp_path / "run"
@@ -145,8 +161,8 @@ def test_bad_labels(tmp_path, capsys, name, message):
     )
     assert name in err and message in err
     assert not out.exists()
-    with pytest.raises(DataError, match=message):
-        load_labelled(CORPUS / name, in_channels=1, spatial_dims=2)
+    with pytest.raises(DataError, match=re.escape(message)):
+        load_labelled(CORPUS / name, in_channels=1, spatial_dims=2, class_names=("star", "galaxy", "ring"))
 
 
 @pytest.mark.parametrize(
@@ -215,7 +231,8 @@ def test_labels_and_sizes_of_user_data_are_checked_before_training(tmp_path, cap
 def test_impossible_trainer_settings_write_nothing(tmp_path, capsys):
     out = tmp_path / "run"
     err = one_line_error(capsys, main(["train", "sky-shapes", "--accelerator", "gpu", "--out", str(out)]))
-    assert "cannot train with these settings" in err and not out.exists()
+    assert "--accelerator gpu: no such device is available here; use --accelerator cpu" in err
+    assert not out.exists()
 
 
 # ---- fuzzing the configuration parser (the readers are fuzzed in test_data.py) ---------------
@@ -393,8 +410,9 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130
-    lines = [line for line in err.splitlines() if line.startswith("astrocnn:")]
+    lines = [line for line in err.splitlines() if line.startswith("astrocnn: error")]
     assert len(lines) == 1 and "interrupted at epoch 1" in lines[0] and "--resume" in lines[0]
+    assert err.splitlines()[-1] == lines[0]
     assert "Traceback" not in err
     checkpoint = torch.load(out / "checkpoints" / "cnn" / "last.ckpt", weights_only=True)
     assert checkpoint["epoch"] == 1 and checkpoint["global_step"] > 50  # saved mid-epoch 1

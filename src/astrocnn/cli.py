@@ -10,6 +10,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from astrocnn import __version__
 from astrocnn.errors import AstroCNNError, OptionError
 from astrocnn.layers.shapes import format_size
 from astrocnn.models import create_model, get_model_spec, list_models
@@ -26,27 +27,39 @@ def parse_shape(text: str) -> tuple[int, ...]:
     return tuple(int(p) for p in parts)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 120}
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, "--version", prog_name="astrocnn", message="%(prog)s %(version)s")
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
-    """Convolutional networks for scientific images."""
+    """Convolutional networks for scientific images: train, evaluate, predict and export."""
     ctx.obj = {"debug": debug}
 
 
-@cli.command("models")
+@cli.command("models", short_help="List the registered networks.")
 def models_command() -> None:
-    """List the registered models."""
+    """List the registered networks, one line each."""
     for name in list_models():
         click.echo(f"{name:20s} {get_model_spec(name).description}")
 
 
-@cli.command("summary")
+@cli.command("summary", short_help="Print a network layer by layer: shapes and parameters.")
 @click.argument("model")
 @click.option("--input", "input_text", required=True, help="Input shape CxL, CxHxW or CxDxHxW, e.g. 1x64x64.")
-@click.option("--num-outputs", default=10, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--num-outputs", default=10, show_default=True, type=click.IntRange(min=1), help="Classes or values out."
+)
 @click.option("--small", is_flag=True, help="Small-image stem: no early stride-2 7x7 and max pooling.")
-@click.option("--width", default=1.0, show_default=True, type=click.FloatRange(min=0, min_open=True))
+@click.option(
+    "--width",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Scale every layer's channel count.",
+)
 @click.option(
     "--compare-mlp", is_flag=True, help="Also count a fully connected network as wide as the feature maps."
 )
@@ -70,7 +83,8 @@ def summary_command(
             model, spatial_dims=len(shape) - 1, in_channels=shape[0], num_outputs=num_outputs, **options
         )
     result = summarize(net, shape)
-    table = Table(title=f"{model}, input {format_size(shape)}")
+    channels = f"{shape[0]} channel{'s' if shape[0] > 1 else ''}"
+    table = Table(title=f"{model}, input {format_size(shape)}: {len(shape) - 1}-D, {channels}")
     table.add_column("layer", no_wrap=True)
     table.add_column("type", no_wrap=True)
     table.add_column("output", justify="right", no_wrap=True)
@@ -85,56 +99,78 @@ def summary_command(
             f"fully connected network, same depth, layers as wide as the feature maps: {dense:,} parameters "
             f"({dense / result.total_params:,.0f} times as many)"
         )
-    click.echo(f"total parameters: {result.total_params}")
+    click.echo(f"total parameters: {result.total_params:,}")
 
 
 # ---- the engine ------------------------------------------------------------------------------
 
 
-@cli.command("tasks")
-def tasks_command() -> None:
-    """List the registered tasks."""
+@cli.command("tasks", short_help="List the tasks, or show one task's data contract.")
+@click.argument("name", required=False)
+def tasks_command(name: str | None) -> None:
+    """List the tasks; with NAME, show what that task reads: image shape and channels, classes
+    and how labels are coded, the HDF5 datasets and CSV columns, an example."""
     from astrocnn.tasks import get_task, list_tasks
 
-    for name in list_tasks():
-        click.echo(f"{name:20s} {get_task(name).description}")
+    if name is not None:
+        import textwrap
+
+        for line in get_task(name).data_contract().splitlines():
+            click.echo(textwrap.fill(line, width=100, subsequent_indent=" " * 9, break_on_hyphens=False))
+        return
+    for task in list_tasks():
+        click.echo(f"{task:20s} {get_task(task).description}")
 
 
-@cli.command("train")
-@click.argument("task")
-@click.option("--model", help="Network (default: the task's); see `astrocnn models`.")
+@cli.command("train", short_help="Train a task's network, the fully connected one and the baseline.")
+@click.argument("task", required=False)
+@click.option("--model", help="Network; see `astrocnn models`.  [default: the task's, see `astrocnn tasks`]")
 @click.option(
-    "--data", type=click.Path(), help="Labelled data: HDF5 with images and labels, or a CSV of files."
+    "--data",
+    type=click.Path(),
+    help="Your data: HDF5 with images and labels, a CSV of image files, or what `astrocnn generate` "
+    "wrote (see `astrocnn tasks TASK`).  [default: the task's built-in generator]",
 )
-@click.option("--epochs", type=int)
-@click.option("--batch-size", type=int, help="Global batch size (split over devices).")
-@click.option("--lr", type=float, help="Learning rate.")
-@click.option("--seed", type=int)
-@click.option("--config", "config_file", type=click.Path(), help="YAML file of options (flags override it).")
-@click.option("--out", type=click.Path(), help="Run folder (default runs/TASK-TIMESTAMP).")
-@click.option("--devices", type=int, help="Devices (CPU processes or GPUs) per node.")
-@click.option("--num-nodes", type=int)
-@click.option("--strategy", help="auto, ddp, ...")
-@click.option("--accelerator", help="auto, cpu, gpu, ...")
-@click.option("--precision", help="32-true, 16-mixed, bf16-mixed, ...")
-@click.option("--num-workers", type=int, help="Data-loading worker processes.")
+@click.option(
+    "--images-key", help="HDF5 dataset of the images in --data, groups included.  [default: images]"
+)
+@click.option(
+    "--labels-key", help="HDF5 dataset or CSV column of the labels.  [default: labels, else targets]"
+)
+@click.option("--epochs", type=int, help="Passes over the training data.  [default: the task's]")
+@click.option("--batch-size", type=int, help="Global batch size, split over devices.  [default: the task's]")
+@click.option("--lr", type=float, help="Peak learning rate (AdamW, cosine decay).  [default: the task's]")
+@click.option("--seed", type=int, help="Seed of data, weights and batch order.  [default: 0]")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(),
+    help="YAML file of options, e.g. a run's config.yaml (flags override it; it may name the task).",
+)
+@click.option("--out", type=click.Path(), help="Run folder.  [default: runs/TASK-YYYYMMDD-HHMMSS]")
+@click.option("--devices", type=int, help="Devices (CPU processes or GPUs) per node.  [default: 1]")
+@click.option("--num-nodes", type=int, help="Machines taking part.  [default: 1]")
+@click.option("--strategy", help="auto, ddp, ddp_spawn, fsdp or deepspeed.  [default: auto]")
+@click.option("--accelerator", help="auto, cpu, gpu, cuda or mps.  [default: auto]")
+@click.option("--precision", help="32-true, 16-mixed, bf16-mixed, 64-true.  [default: 32-true]")
+@click.option("--num-workers", type=int, help="Data-loading worker processes.  [default: 0]")
 @click.option(
     "--ensemble",
     type=int,
-    help="Networks per method, trained with seeds SEED, SEED+1, ... (default: the task's).",
+    help="Networks per method, trained with seeds SEED, SEED+1, ...  [default: the task's]",
 )
 @click.option(
     "--task-option",
     "task_option",
     multiple=True,
     metavar="KEY=VALUE",
-    help="A task's own option, e.g. --task-option sizes=16,32,64 (see the task's documentation).",
+    help="A task's own option, e.g. --task-option sizes=16,32,64 (repeatable; see `astrocnn tasks TASK`).",
 )
 @click.option("--no-mlp", "no_mlp", is_flag=True, help="Skip the fully connected comparison network.")
 @click.option("--no-baseline", "no_baseline", is_flag=True, help="Skip the classical baseline.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 def train_command(
-    task: str,
+    task: str | None,
     config_file,
     task_option: tuple[str, ...],
     no_mlp: bool,
@@ -146,6 +182,7 @@ def train_command(
     from astrocnn.engine.config import resolve
     from astrocnn.engine.train import run_training
 
+    task = task_from_config(task, config_file)
     get_task_checked(task)
     flags.update(
         train_mlp=False if no_mlp else None,
@@ -155,7 +192,7 @@ def train_command(
     )
     run = run_training(resolve(task, config_file=config_file, **flags))
     if run is not None:
-        print_results(run.metrics)
+        print_results(run.metrics, task=run.task)
         click.echo(f"run folder: {run.path}")
 
 
@@ -170,20 +207,26 @@ def parse_task_options(items: tuple[str, ...]) -> dict[str, str]:
     return options
 
 
-@cli.command("evaluate")
+@cli.command("evaluate", short_help="Recompute a run's metrics, on its test split or other data.")
 @click.argument("run_dir", type=click.Path())
 @click.option(
-    "--data", type=click.Path(), help="Evaluate on this labelled data instead of the run's test split."
+    "--data",
+    type=click.Path(),
+    help="Score every image of this labelled file instead of the run's test split.",
 )
-def evaluate_command(run_dir: str, data: str | None) -> None:
+@click.option("--images-key", help="HDF5 dataset of the images in --data.  [default: the run's]")
+@click.option("--labels-key", help="HDF5 dataset or CSV column of the labels.  [default: the run's]")
+def evaluate_command(run_dir: str, data: str | None, images_key: str | None, labels_key: str | None) -> None:
     """Recompute a run's metrics."""
     from astrocnn.engine.evaluate import evaluate_run
     from astrocnn.engine.run import load_run
 
-    print_results(evaluate_run(load_run(run_dir), data))
+    run = load_run(run_dir)
+    metrics = evaluate_run(run, data, images_key=images_key, labels_key=labels_key)
+    print_results(metrics, where=f"{data}" if data else "test split", task=run.task)
 
 
-@cli.command("predict")
+@cli.command("predict", short_help="Apply a trained network to FITS, HDF5, NPY/NPZ or PNG/JPEG files.")
 @click.argument("run_dir", type=click.Path())
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
 @click.option("--out", required=True, type=click.Path(), help="CSV for values, FITS or HDF5 for images.")
@@ -217,7 +260,7 @@ def predict_command(
     click.echo(f"wrote {path}")
 
 
-@cli.command("export")
+@cli.command("export", short_help="Export a trained network as ONNX or safetensors.")
 @click.argument("run_dir", type=click.Path())
 @click.option("--format", "fmt", type=click.Choice(["onnx", "safetensors"]), required=True)
 @click.option("--out", type=click.Path(), help="Folder (default RUN/export).")
@@ -231,7 +274,7 @@ def export_command(run_dir: str, fmt: str, out: str | None) -> None:
     click.echo(f"wrote {export_run(load_run(run_dir), fmt, out=Path(out) if out else None)}")
 
 
-@cli.group("generate")
+@cli.group("generate", short_help="Generate data with astrocnn's own simulations.")
 def generate_group() -> None:
     """Generate data with astrocnn's own simulations."""
 
@@ -278,7 +321,7 @@ def generate_ising(sizes: str, temperatures: str, per_t: int, seed: int, out: st
     )
 
 
-@cli.command("demo")
+@cli.command("demo", short_help="Train every task at a small scale and print one table.")
 @click.option("--out", type=click.Path(), default="demo-out", show_default=True)
 @click.option("--quick", is_flag=True, help="Smaller data and fewer epochs (about 3 minutes).")
 def demo_command(out: str, quick: bool) -> None:
@@ -290,27 +333,73 @@ def demo_command(out: str, quick: bool) -> None:
     run_demo(Path(out), quick=quick)
 
 
+def task_from_config(task: str | None, config_file: str | None) -> str:
+    """TASK from the command line, else the one the --config file names."""
+    if task is not None:
+        return task
+    if config_file is not None:
+        from astrocnn.engine.config import load_yaml
+
+        named = load_yaml(config_file).get("task")
+        if isinstance(named, str) and named:
+            return named
+        raise OptionError(
+            f"{config_file}: names no task; give it: astrocnn train TASK --config {config_file}"
+        )
+    raise OptionError("missing TASK: astrocnn train TASK (see `astrocnn tasks`), or --config FILE naming it")
+
+
 def get_task_checked(name: str) -> None:
     from astrocnn.tasks import get_task
 
     get_task(name)
 
 
-def print_results(metrics: dict) -> None:
-    """The metrics of every method side by side (per-bin lists left to metrics.json)."""
+def _cell(value) -> str:
+    """One number format everywhere: counts with thousands separators, others to 4 figures."""
+    if isinstance(value, bool) or value is None:
+        return "" if value is None else str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.0f}" if value.is_integer() and abs(value) >= 1e4 else f"{value:.4g}"
+    return str(value)
+
+
+def print_results(metrics: dict, *, where: str = "test split", task=None) -> None:
+    """The metrics of every method side by side, with their standard errors where the run has
+    them (``<metric>_err``); per-bin lists are left to metrics.json and the report's plots."""
     results = metrics["results"]
     methods = list(results)
-    table = Table(title=f"{metrics['task']}: test split")
+    first = results[methods[0]]
+    n = first.get("n_test")
+    title = f"{metrics['task']}: {where}" + (f" (n = {n:,})" if isinstance(n, int) else "")
+    table = Table(title=title)
     table.add_column("metric")
     for m in methods:
-        table.add_column(m, justify="right")
-    names = [k for k in results[methods[0]] if not isinstance(results[methods[0]][k], list)]
-    for name in names:
-        cells = [results[m].get(name) for m in methods]
-        table.add_row(
-            name, *(f"{v:.4g}" if isinstance(v, float) else str(v) if v is not None else "" for v in cells)
-        )
+        table.add_column("classical" if m == "baseline" else m, justify="right")
+    names: list[str] = []
+    for entry in results.values():
+        names += [k for k, v in entry.items() if k not in names and not isinstance(v, list | dict)]
+    skip = {f"{k}_err" for k in names} | {"n_test"} | {f"{k}_bins" for k in names}
+    from astrocnn.engine.report import standard_error, with_error
+    from astrocnn.tasks.plotting import metric_note
+
+    own = getattr(task, "metric_notes", {}) if task is not None else {}
+    for name in (k for k in names if k not in skip):
+        cells = []
+        for m in methods:
+            value = results[m].get(name)
+            err = standard_error(results[m], name) if isinstance(value, float) else None
+            cells.append(with_error(value, err) if err is not None else _cell(value))
+        note = metric_note(name, own)
+        higher = note[1] if note else None
+        arrow = " ↑" if higher is True else " ↓" if higher is False else ""
+        table.add_row(name + arrow, *cells)
     Console(highlight=False).print(table)
+    base = getattr(task, "baseline_name", "") if task is not None else ""
+    if "baseline" in results and base:
+        click.echo(f"classical: {base}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -56,7 +56,7 @@ def main() -> None:
     np.save(images / "a.npy", sky)
     np.save(images / "b.npy", sky)
     (HERE / "labels_missing_file.csv").write_text("file,label\nimages/a.npy,0\nimages/nope.npy,1\n")
-    (HERE / "labels_not_numeric.csv").write_text("file,label\nimages/a.npy,0\nimages/b.npy,galaxy\n")
+    (HERE / "labels_not_a_class.csv").write_text("file,label\nimages/a.npy,0\nimages/b.npy,quasar\n")
 
     # configuration files
     (HERE / "config_unknown_key.yaml").write_text("epochs: 2\nbatchsize: 16\n")

@@ -71,13 +71,15 @@ def read_image(
     pixels; ``Image.mask`` marks them either way.
     """
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, not a file")
     if nan_policy not in NAN_POLICIES:
-        raise OptionError(f"nan_policy must be one of {', '.join(NAN_POLICIES)}, not {nan_policy!r}")
+        raise OptionError(f"--nan-policy must be one of {', '.join(NAN_POLICIES)}, not {nan_policy!r}")
     kind = file_kind(path)
     if hdu is not None and kind != "fits":
-        raise OptionError(f"{path}: hdu= applies only to FITS files")
+        raise OptionError(f"{path}: --hdu applies only to FITS files")
     if dataset is not None and kind not in ("hdf5", "npz"):
-        raise OptionError(f"{path}: dataset= applies only to HDF5 and .npz files")
+        raise OptionError(f"{path}: --dataset applies only to HDF5 and .npz files")
     check_file(path)
     fits_header = None
     if kind == "fits":
@@ -98,6 +100,8 @@ def check_file(path: Path) -> None:
     """Refuse a path that is missing, not a regular file, or empty, before any library sees it."""
     if not path.exists():
         raise DataError(f"{path}: file does not exist")
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, not a file")
     if not path.is_file():
         raise DataError(f"{path}: not a regular file")
     if path.stat().st_size == 0:
@@ -194,7 +198,7 @@ def _choose_hdu(path: Path, hdul: fits.HDUList, hdu: int | str | None) -> int:
                 return i
         raise DataError(f"{path}: no HDU holds an image ({_describe_hdus(hdul)})")
     if isinstance(hdu, bool) or not isinstance(hdu, int | str):
-        raise OptionError(f"hdu must be an index or an EXTNAME, not {hdu!r}")
+        raise OptionError(f"--hdu must be an index or an EXTNAME, not {hdu!r}")
     if isinstance(hdu, int):
         if not -count <= hdu < count:
             plural = "HDU" if count == 1 else "HDUs"
@@ -365,7 +369,7 @@ def finite_float32(
     if nan_policy == "error":
         raise DataError(
             f"{source}: {count} of {data.size} pixels are NaN, infinite or masked "
-            "(nan_policy='error'; 'zero' or 'median' would fill them)"
+            "(--nan-policy error; --nan-policy zero or median would fill them)"
         )
     good = data[~bad]
     data[bad] = float(np.median(good)) if nan_policy == "median" and good.size else 0.0

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from astrocnn.errors import OptionError
+from astrocnn.errors import OptionError, did_you_mean
 
 PRECISIONS = ("32-true", "32", "16-mixed", "bf16-mixed", "64-true", "64")
 STRATEGIES = ("auto", "ddp", "ddp_spawn", "fsdp", "deepspeed")
@@ -27,7 +27,10 @@ class RunConfig:
     model: str | None = None  # None: the task's default
     model_options: dict[str, Any] = field(default_factory=dict)
     task_options: dict[str, Any] = field(default_factory=dict)  # e.g. lattice sizes
-    data: str | None = None  # None: the task's built-in generator
+    data: str | None = None  # None: the task's built-in generator; stored as an absolute path
+    data_sha256: str | None = None  # the --data file's checksum, written by the run
+    images_key: str | None = None  # HDF5 dataset of the images in --data (default "images")
+    labels_key: str | None = None  # HDF5 dataset or CSV column of the labels
     epochs: int | None = None
     batch_size: int | None = None  # the global batch, split over devices
     lr: float | None = None
@@ -124,7 +127,11 @@ def merge(base: RunConfig, values: dict[str, Any], source: str) -> RunConfig:
     """``base`` with ``values`` laid over it; unknown keys and wrong types are errors naming ``source``."""
     unknown = sorted(repr(k) for k in set(values) - set(_FIELDS))  # repr: one line, whatever the key
     if unknown:
-        raise OptionError(f"{source}: unknown option(s) {', '.join(unknown)}; valid: {', '.join(_FIELDS)}")
+        first = sorted(str(k) for k in set(values) - set(_FIELDS))[0]
+        raise OptionError(
+            f"{source}: unknown option(s) {', '.join(unknown)}{did_you_mean(first, _FIELDS)}; "
+            f"valid: {', '.join(_FIELDS)}"
+        )
     checked = {key: _check_type(key, value, source) for key, value in values.items()}
     return validate(dataclasses.replace(base, **checked), source)
 

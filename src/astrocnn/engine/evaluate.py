@@ -2,28 +2,30 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from astrocnn.engine.results import evaluate_methods
 from astrocnn.engine.run import METHODS, Run
-from astrocnn.engine.splits import build_splits, check_labelled, materialise
+from astrocnn.engine.splits import build_splits, materialise, open_labelled, record_data
 
 
-def evaluate_run(run: Run, data: str | None = None) -> dict[str, Any]:
+def evaluate_run(
+    run: Run, data: str | None = None, *, images_key: str | None = None, labels_key: str | None = None
+) -> dict[str, Any]:
     """Metrics of every trained network of ``run`` and of the baseline, in metrics.json's shape.
 
     Without ``data`` the test split is regenerated from the run's seed, so the numbers equal the
     ones the run wrote. With ``data`` every image of that labelled file is scored, and the
     classical baseline is fitted on the run's own training data."""
     task = run.task
+    record_data(run.config)  # says so when the run's file has changed since
     splits = build_splits(task, run.config)
     test = splits.test
     if data is not None:  # the whole file is the test set
-        from astrocnn.data.datasets import load_labelled
-
-        dataset = load_labelled(data, in_channels=task.in_channels, spatial_dims=task.spatial_dims)
-        check_labelled(task, dataset, str(data))
-        test = materialise(task, dataset)
+        keys = {"images_key": images_key, "labels_key": labels_key}
+        config = dataclasses.replace(run.config, **{k: v for k, v in keys.items() if v is not None})
+        test = materialise(task, open_labelled(task, config, str(data)))
     members = {which: run.members(which) for which in METHODS if run.has(which)}
     results, _ = evaluate_methods(run.config, run.task, test, splits.baseline_train, members)
     return {"task": run.task.name, "results": results}

@@ -1,10 +1,22 @@
-"""After training: predictions, metrics.json, plots and the report of a run."""
+"""After training: predictions, metrics.json, plots and the report of a run.
+
+Every metric of a method's predictions comes with its standard error over the test samples,
+``<metric>_err`` beside ``<metric>``, and every method with ``n_test``: a number from 300 test
+images is not a number from 30 000, and the report and the CLI should say so. The error is the
+spread of the metric over :data:`BOOTSTRAP` resamples of the test set (the metric need not be a
+mean, and a subset it scores, e.g. one lattice size, has its own n); where one evaluation of the
+metrics is too slow for that, accuracy gets the binomial sqrt(p (1 - p) / n) and the rest none.
+Metrics a task gives its own uncertainty (``tc_estimate`` and ``tc_uncertainty``) keep it.
+"""
 
 from __future__ import annotations
 
 import csv
 import json
 import math
+import time
+import warnings
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +25,26 @@ from torch import nn
 
 from astrocnn.data.writers import atomic_output
 from astrocnn.engine.config import RunConfig
-from astrocnn.engine.report import write_report
-from astrocnn.engine.run import predict_array
+from astrocnn.engine.report import has_own_uncertainty, small_test_warning, write_report
+from astrocnn.engine.run import predict_array, rank_zero_warn_line
 from astrocnn.tasks import Task, plotting
 from astrocnn.tasks.base import ArraySplit
+
+#: Resamples of the test set behind each standard error, and their seed (the errors are
+#: reproducible: ``astrocnn evaluate`` recomputes them exactly).
+BOOTSTRAP = 200
+BOOTSTRAP_SEED = 0
+#: Where the fastest of the first ``TIMED_CALLS`` evaluations of ``task.metrics`` takes longer
+#: than this (seconds), the bootstrap is abandoned.
+MAX_METRICS_SECONDS, TIMED_CALLS = 0.05, 3
+#: Metadata that fix a test set's design (the Ising generator draws a set number of
+#: configurations at each lattice size and temperature): resamples keep every such cell's size.
+STRATA = ("size", "temperature")
+#: Metadata naming the Markov chain a sample comes from (numbered within its cell): whole chains
+#: are resampled, as successive samples of a chain are correlated (as in ``ising.analysis``).
+BLOCKS = "chain"
+#: Share of the resamples that must give a finite value for an error to be quoted.
+MIN_FINITE = 0.8
 
 
 def _clean(value: Any) -> Any:
@@ -37,32 +65,156 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
         tmp.write_text(json.dumps(_clean(data), indent=2, allow_nan=False) + "\n")
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float | np.number) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def resample_plan(test: ArraySplit) -> list[list[np.ndarray]] | None:
+    """The test samples as blocks to resample, grouped by cell (:data:`STRATA`): each block a
+    Markov chain (:data:`BLOCKS`) or a single sample. None where the samples are independent
+    draws of one population (plain resampling)."""
+    n = len(test)
+    meta = {k: np.asarray(v) for k, v in test.meta.items() if np.ndim(v) == 1 and len(v) == n}
+    keys = [meta[k].astype(np.float64) for k in STRATA if k in meta]
+    if not keys and BLOCKS not in meta:
+        return None
+    cell = np.unique(np.stack(keys, axis=1), axis=0, return_inverse=True)[1].ravel() if keys else np.zeros(n)
+    block = meta.get(BLOCKS, np.arange(n))
+    plan = []
+    for c in np.unique(cell):
+        idx = np.flatnonzero(cell == c)
+        _, which = np.unique(block[idx], return_inverse=True)
+        order = np.argsort(which, kind="stable")
+        plan.append(np.split(idx[order], np.flatnonzero(np.diff(which[order])) + 1))
+    return plan
+
+
+def resample(plan: list[list[np.ndarray]] | None, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of one bootstrap resample: in every cell, as many blocks as it holds, drawn with
+    replacement."""
+    if plan is None:
+        return rng.integers(n, size=n)
+    parts: list[np.ndarray] = []
+    for blocks in plan:
+        parts.extend(blocks[i] for i in rng.integers(len(blocks), size=len(blocks)))
+    return np.concatenate(parts)
+
+
+def subset(test: ArraySplit, idx: np.ndarray) -> ArraySplit:
+    n = len(test)
+    x = [test.x[i] for i in idx] if isinstance(test.x, list) else test.x[idx]
+    meta = {k: v[idx] if np.ndim(v) >= 1 and len(v) == n else v for k, v in test.meta.items()}
+    return ArraySplit(x, test.y[idx], meta)
+
+
+def _spread(replicates: list[Any]) -> float:
+    """Standard deviation of the finite replicates; NaN when too few are finite."""
+    values = np.array([float(v) if _number(v) else np.nan for v in replicates])
+    finite = values[np.isfinite(values)]
+    if len(finite) < max(2, MIN_FINITE * len(values)):
+        return float("nan")
+    return float(finite.std(ddof=1))
+
+
+def standard_errors(
+    task: Task, prediction: np.ndarray, test: ArraySplit, values: dict[str, Any]
+) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """Standard errors of the scalar metrics ``values`` (= ``task.metrics(prediction, test)``)
+    and, per bin, of its per-bin metrics (NaN for a bin without enough finite resamples).
+
+    Resamples may be degenerate (a class or a bin left empty): what the metrics warn or raise
+    about them is not the user's concern and stays off stderr; an error is quoted only where at
+    least :data:`MIN_FINITE` of the resamples give a finite value."""
+    n = len(test)
+    scalars = [k for k, v in values.items() if _number(v) and not has_own_uncertainty(k, values)]
+    binned = plotting.per_bin_metrics({"method": values})
+    if n < 2:
+        return {}, {}
+    plan = resample_plan(test)
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    replicates: list[dict[str, Any]] = []
+    seconds = []
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        for k in range(BOOTSTRAP):
+            idx = resample(plan, n, rng)
+            start = time.perf_counter()
+            try:
+                replicates.append(task.metrics(prediction[idx], subset(test, idx)))
+            except Exception:  # a degenerate resample (one class left, say): counts as not finite
+                replicates.append({})
+            seconds.append(time.perf_counter() - start)
+            # the fastest of the first calls: a busy machine should not change what is computed
+            if k == TIMED_CALLS - 1 and min(seconds) > MAX_METRICS_SECONDS:
+                replicates = []
+                break
+    errors: dict[str, float] = {}
+    if not replicates:  # too slow to resample: the binomial error of a fraction of all n samples
+        p = values.get("accuracy")
+        if "accuracy" in scalars and 0 <= p <= 1:
+            errors["accuracy"] = math.sqrt(p * (1 - p) / n)
+        return errors, {}
+    for name in scalars:
+        spread = _spread([r.get(name) for r in replicates])
+        if math.isfinite(spread):
+            errors[name] = spread
+    per_bin: dict[str, list[float]] = {}
+    for name in binned:
+        rows = [r.get(name) for r in replicates]
+        if all(isinstance(row, list) and len(row) == len(values[name]) for row in rows):
+            per_bin[name] = [_spread([row[b] for row in rows]) for b in range(len(values[name]))]
+    return errors, per_bin
+
+
+def with_errors(values: dict[str, Any], errors: dict[str, float]) -> dict[str, Any]:
+    """``values`` with ``<name>_err`` right after each metric that has an error."""
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        out[name] = value
+        if name in errors:
+            out[f"{name}_err"] = errors[name]
+    return out
+
+
 def evaluate_methods(
     config: RunConfig,
     task: Task,
     test: ArraySplit,
     baseline_train: ArraySplit | None,
     members: dict[str, list[nn.Module]],
+    per_bin_errors: dict[str, dict[str, list[float]]] | None = None,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarray]]:
     """Metrics and predictions of every method on the same test split. ``members`` holds each
-    method's ensemble, its main network (the one whose predictions are scored) first."""
+    method's ensemble, its main network (the one whose predictions are scored) first. Each
+    method's entry holds ``n_test`` and the standard errors ``<metric>_err``; the per-bin ones,
+    kept out of metrics.json (whose lists are the metrics), go into ``per_bin_errors``."""
     predictions = {which: predict_array(nets[0], task, test.x) for which, nets in members.items()}
     results: dict[str, dict[str, Any]] = {}
+    bin_errors: dict[str, dict[str, list[float]]] = {}
+
+    def scored(method: str, prediction: np.ndarray) -> dict[str, Any]:
+        values = task.metrics(prediction, test)
+        errors, bin_errors[method] = standard_errors(task, prediction, test, values)
+        return with_errors(values, errors)
+
     for method, prediction in predictions.items():
         results[method] = {
             "model": config.model if method == "cnn" else "mlp",
             "parameters": sum(p.numel() for p in members[method][0].parameters()),
             "ensemble": len(members[method]),
-            **task.metrics(prediction, test),
+            "n_test": len(test),
+            **scored(method, prediction),
             **task.network_metrics(members[method], test),
         }
     if config.baseline and baseline_train is not None:
         base = task.baseline(baseline_train, test)
         if isinstance(base, dict):  # a classical method that is not a predictor reports its metrics
-            results["baseline"] = base
+            results["baseline"] = {"n_test": len(test), **base}
         elif base is not None:
             predictions["baseline"] = base
-            results["baseline"] = task.metrics(base, test)
+            results["baseline"] = {"n_test": len(test), **scored("baseline", base)}
+    if per_bin_errors is not None:
+        per_bin_errors.update(bin_errors)
     return results, predictions
 
 
@@ -80,10 +232,40 @@ def read_history(run_dir: Path, which: str) -> dict[str, list[float]]:
     return curves
 
 
+def per_bin_plots(
+    task: Task,
+    results: dict[str, dict[str, Any]],
+    out: Path,
+    errors: dict[str, dict[str, list[float]]] | None = None,
+    drawn: Collection[Path] = (),
+) -> list[Path]:
+    """One figure ``<name>.png`` per per-bin metric, every method that has it on it, unless the
+    task drew that file itself (``drawn``): the report shows these instead of lists of numbers."""
+    written = []
+    for name in plotting.per_bin_metrics(results):
+        path = out / f"{name}.png"
+        if path in drawn:
+            continue
+        axis = name.partition("_vs_")[2] or "bin"
+        plotting.metric_vs_bins(
+            results, name, plotting.AXIS_NAMES.get(axis, axis), path, baseline_name=task.baseline_name,
+            errors={m: e[name] for m, e in (errors or {}).items() if name in e}, notes=task.metric_notes,
+        )  # fmt: skip
+        written.append(path)
+    return written
+
+
+def _stamps(folder: Path) -> dict[Path, int]:
+    return {p: p.stat().st_mtime_ns for p in folder.glob("*.png")}
+
+
 def finish(
     run_dir: Path, config: RunConfig, task: Task, splits, members: dict[str, list[nn.Module]]
 ) -> dict[str, Any]:
-    results, predictions = evaluate_methods(config, task, splits.test, splits.baseline_train, members)
+    bin_errors: dict[str, dict[str, list[float]]] = {}
+    results, predictions = evaluate_methods(
+        config, task, splits.test, splits.baseline_train, members, per_bin_errors=bin_errors
+    )
     networks = {which: nets[0] for which, nets in members.items()}
     with atomic_output(run_dir / "predictions.npz") as tmp:
         with open(tmp, "wb") as handle:
@@ -98,6 +280,12 @@ def finish(
     plots = run_dir / "plots"
     plots.mkdir(exist_ok=True)
     plotting.training_curves({w: read_history(run_dir, w) for w in networks}, plots / "training_curves.png")
+    before = _stamps(plots)  # a resumed run's folder may hold figures of the first attempt
     task.plots(results, splits.test, predictions, plots, networks)
-    write_report(run_dir)
+    drawn = {p for p, stamp in _stamps(plots).items() if before.get(p) != stamp}
+    per_bin_plots(task, results, plots, bin_errors, drawn)
+    warning = small_test_warning(task, results)
+    if warning:
+        rank_zero_warn_line(warning)
+    write_report(run_dir, task)
     return metrics

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -16,6 +19,8 @@ from astrocnn.tasks.base import ArraySplit, Task, TaskKind
 FRACTIONS = (0.7, 0.15)
 #: At most this many training samples are read into memory for the classical baseline.
 BASELINE_SAMPLES = 20_000
+#: Training images that give a generic task's per-channel scaling.
+STATS_SAMPLES = 512
 
 
 @dataclass
@@ -46,6 +51,17 @@ def _target(task: Task, y: torch.Tensor) -> torch.Tensor:
     return y.reshape(task.num_outputs) if task.kind is TaskKind.REGRESSION else y
 
 
+def _raw_target(task: Task, y: torch.Tensor) -> np.ndarray:
+    """A user's label in its own units, shaped as the task's metrics read it: a class index, a
+    vector of values, a mask, or a (C, *S) image."""
+    y = y.numpy()
+    if task.kind is TaskKind.REGRESSION:
+        return y.astype(np.float32).reshape(task.num_outputs)
+    if hasattr(task, "raw_target"):
+        return task.raw_target(y)
+    return y
+
+
 def _tensors(task: Task, split: ArraySplit) -> Dataset:
     if isinstance(split.x, list):  # several image sizes
         xs = [torch.from_numpy(task.preprocess(x[None])[0]) for x in split.x]
@@ -57,7 +73,7 @@ def materialise(task: Task, dataset: Dataset, limit: int | None = None) -> Array
     """Raw images and targets of (the first ``limit`` items of) a user's dataset, in memory."""
     n = len(dataset) if limit is None else min(limit, len(dataset))
     xs, ys = zip(*(dataset[i] for i in range(n)), strict=True)
-    return ArraySplit(torch.stack(xs).numpy(), torch.stack([_target(task, y) for y in ys]).numpy())
+    return ArraySplit(torch.stack(xs).numpy(), np.stack([_raw_target(task, y) for y in ys]))
 
 
 def generated_splits(task: Task, config: RunConfig) -> tuple[ArraySplit, ArraySplit, ArraySplit]:
@@ -82,6 +98,12 @@ def check_labelled(task: Task, dataset: Dataset, path: str) -> None:
             raise DataError(
                 f"{path}: label {bad[0]:g} is not a class of {task.name} (0 to {task.num_outputs - 1})"
             )
+    elif task.kind is TaskKind.SEGMENTATION:
+        bad = targets[(targets < 0) | (targets >= task.num_outputs) | (np.mod(targets, 1) != 0)]
+        if bad.size:
+            raise DataError(
+                f"{path}: mask value {bad[0]:g} is not a class of {task.name} (0 to {task.num_outputs - 1})"
+            )
     elif task.kind is TaskKind.REGRESSION:
         width = 1 if targets.ndim == 1 else targets.shape[1]
         if width != task.num_outputs:
@@ -96,6 +118,87 @@ def check_labelled(task: Task, dataset: Dataset, path: str) -> None:
         )
 
 
+def open_labelled(task: Task, config: RunConfig, path: str | None = None) -> Dataset:
+    """The user's labelled file ``path`` (default ``--data``), read as the task's images."""
+    from astrocnn.data.datasets import load_labelled
+
+    path = path or config.data
+    dataset = load_labelled(
+        path, in_channels=task.in_channels, spatial_dims=task.spatial_dims, images_key=config.images_key,
+        labels_key=config.labels_key, class_names=task.class_names,
+    )  # fmt: skip
+    check_labelled(task, dataset, path)
+    return dataset
+
+
+def split_labelled(dataset: Dataset, seed: int) -> tuple[Subset, Subset, Subset]:
+    """Train, validation and test parts (``FRACTIONS``) of a user's file, shuffled by ``seed``."""
+    order = np.random.default_rng(seed).permutation(len(dataset))
+    n_train = int(FRACTIONS[0] * len(order))
+    n_val = int(FRACTIONS[1] * len(order))
+    if n_train < 1 or n_val < 1 or len(order) - n_train - n_val < 1:
+        from astrocnn.data.readers import DataError
+
+        raise DataError(
+            f"{getattr(dataset, 'path', None) or getattr(dataset, 'csv_path', 'the data')}: {len(order)} "
+            "images are too few to split into training, validation and test parts (at least 7)"
+        )
+    parts = np.split(order, [n_train, n_train + n_val])
+    return tuple(Subset(dataset, p.tolist()) for p in parts)
+
+
+def configure_from_data(task: Task, config: RunConfig) -> Task:
+    """A task that learns its shapes from ``--data`` (the generic tasks), configured for the file:
+    image shape, channels and classes from the file, the scaling from its training part."""
+    from astrocnn.data.datasets import describe_labelled
+    from astrocnn.tasks import get_task
+
+    info = describe_labelled(config.data, images_key=config.images_key, labels_key=config.labels_key)
+    given = dict(config.task_options)
+    options = {**type(task).options_from_data(info, given), **given}
+    shaped = get_task(config.task, options)
+    train, _, _ = split_labelled(open_labelled(shaped, config), config.seed)
+    sample = materialise(shaped, Subset(train, list(range(min(len(train), STATS_SAMPLES)))))
+    y = sample.y if shaped.kind is TaskKind.REGRESSION else None
+    statistics = shaped.with_statistics(sample.x, y) if y is not None else shaped.with_statistics(sample.x)
+    return get_task(config.task, {**statistics, **{k: v for k, v in given.items() if k not in statistics}})
+
+
+def record_data(config: RunConfig) -> RunConfig:
+    """``--data`` as an absolute path with its checksum, so the run reproduces from anywhere; a
+    file that changed since the run recorded it is said on stderr."""
+    if config.data is None:
+        return config
+    from astrocnn.data.datasets import labelled_file
+
+    path = Path(config.data).expanduser().resolve()
+    digest = file_sha256(labelled_file(path)) if _is_labelled(config) else file_sha256(path)
+    if config.data_sha256 and config.data_sha256 != digest:
+        from astrocnn.engine.run import rank_zero_warn_line
+
+        rank_zero_warn_line(f"{path} has changed since the run recorded it (its sha256 differs)")
+    return dataclasses.replace(config, data=str(path), data_sha256=digest)
+
+
+def _is_labelled(config: RunConfig) -> bool:
+    path = Path(config.data)
+    return path.is_dir() or path.suffix.lower() == ".csv"
+
+
+def file_sha256(path: Path) -> str:
+    from astrocnn.data.readers import DataError, check_file
+
+    check_file(path)
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as error:
+        raise DataError(f"{path}: cannot read ({error.strerror})") from None
+    return digest.hexdigest()
+
+
 def build_splits(task: Task, config: RunConfig) -> Splits:
     if config.data is None:
         train, val, test = generated_splits(task, config)
@@ -104,15 +207,7 @@ def build_splits(task: Task, config: RunConfig) -> Splits:
     if own is not None:  # the family's own format, as ``astrocnn generate`` writes it
         train, val, test = own
         return Splits(_tensors(task, train), _tensors(task, val), test, train)
-    from astrocnn.data.datasets import load_labelled
-
-    dataset = load_labelled(config.data, in_channels=task.in_channels, spatial_dims=task.spatial_dims)
-    check_labelled(task, dataset, config.data)
-    order = np.random.default_rng(config.seed).permutation(len(dataset))
-    n_train = int(FRACTIONS[0] * len(order))
-    n_val = int(FRACTIONS[1] * len(order))
-    parts = np.split(order, [n_train, n_train + n_val])
-    train, val, test = (Subset(dataset, p.tolist()) for p in parts)
+    train, val, test = split_labelled(open_labelled(task, config), config.seed)
     return Splits(
         _Preprocessed(train, task),
         _Preprocessed(val, task),

@@ -34,8 +34,9 @@ from astrocnn.engine.run import (
     member_name,
     rank_zero_warn_line,
 )
-from astrocnn.engine.splits import build_splits
+from astrocnn.engine.splits import build_splits, configure_from_data, record_data
 from astrocnn.errors import Interrupted, OptionError
+from astrocnn.models import get_model_spec
 from astrocnn.tasks import Task, get_task
 
 # Lightning's own use of a deprecated torch API; nothing a user can act on
@@ -155,6 +156,8 @@ def _trainer(config: RunConfig, run_dir: Path, which: str) -> tuple[L.Trainer, M
     progress = sys.stderr.isatty() if config.progress_bar is None else config.progress_bar
     if progress:
         callbacks.append(RichProgressBar())
+    elif config.progress_bar is None:  # a log, not a terminal: one line per epoch says where it is
+        callbacks.append(EpochLines(config.task, which, config.model if which.startswith("cnn") else "mlp"))
     trainer = L.Trainer(
         max_epochs=config.epochs,
         accelerator=config.accelerator,
@@ -222,8 +225,22 @@ def _fit(
 def _make_trainer(config: RunConfig, run_dir: Path, which: str) -> tuple[L.Trainer, ModelCheckpoint]:
     try:
         return _trainer(config, run_dir, which)
-    except (MisconfigurationException, ImportError) as error:  # e.g. --accelerator gpu without a GPU
+    except (MisconfigurationException, ImportError, RuntimeError) as error:  # e.g. a GPU asked, none here
+        if config.accelerator in ("gpu", "cuda", "mps"):
+            raise OptionError(
+                f"--accelerator {config.accelerator}: no such device is available here; use --accelerator "
+                "cpu, or auto to take a GPU where there is one"
+            ) from None
         raise OptionError(f"cannot train with these settings: {str(error).splitlines()[0]}") from None
+
+
+def _more_epochs(config: RunConfig, run_dir: Path) -> bool:
+    """Whether a resumed, finished run was asked for more epochs than it trained."""
+    try:
+        saved = load_run(run_dir).config.epochs
+    except RunError:
+        return True
+    return config.epochs is not None and saved is not None and config.epochs > saved
 
 
 def _resume_point(folder: Path) -> Path | None:
@@ -238,6 +255,37 @@ def _resume_point(folder: Path) -> Path | None:
     if candidates:
         raise RunError(f"{folder}: no usable checkpoint to resume from")
     return None
+
+
+class EpochLines(Callback):
+    """For logs: after each epoch one line on stderr naming the task, the network, the epoch and
+    the losses (the progress bar's job on a terminal)."""
+
+    def __init__(self, task: str, which: str, model: str):
+        self.task, self.which, self.model = task, which, model
+        self.started = time.monotonic()
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.started = time.monotonic()
+        stage_line(f"{self.task}: training {self.which} ({self.model}) for {trainer.max_epochs} epochs")
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        logged = trainer.callback_metrics
+        losses = ", ".join(
+            f"{key} {float(logged[key]):.4g}"
+            for key in ("train_loss_epoch", "val_loss", "val_acc")
+            if key in logged
+        )
+        stage_line(
+            f"{self.task}: {self.which} epoch {trainer.current_epoch + 1}/{trainer.max_epochs}"
+            f"{': ' + losses if losses else ''} ({time.monotonic() - self.started:.0f} s)"
+        )
+
+
+def stage_line(message: str) -> None:
+    """One progress line on stderr from the main process, flushed so a log shows it at once."""
+    if not _is_worker():
+        print(f"astrocnn: {message}", file=sys.stderr, flush=True)
 
 
 class SaveOnInterrupt(Callback):
@@ -261,17 +309,55 @@ def _keep_csv_history(folder: Path) -> None:
         current.rename(folder / f"metrics.before-resume-{k:03d}.csv")
 
 
+def check_model_fits(config: RunConfig, task: Task) -> None:
+    """Refuse a network whose output cannot be the task's: an image for one label per image, or
+    the reverse."""
+    spec = get_model_spec(config.model)
+    if spec.image_output == task.kind.image_output:
+        return
+    if spec.image_output:
+        raise OptionError(
+            f"model {config.model} outputs an image per input; {task.name} ({task.kind.value}) needs one "
+            "output per image: choose a network such as resnet18, vgg11 or simple_cnn (see astrocnn models)"
+        )
+    raise OptionError(
+        f"model {config.model} outputs one vector per input; {task.name} ({task.kind.value}) needs an "
+        "output image: choose unet (astrocnn models)"
+    )
+
+
 def run_training(config: RunConfig) -> Run | None:
     """Train, evaluate and report; returns the run (None in DDP worker processes)."""
     run_dir, config = _prepare(config)
+    if config.resume and (run_dir / "metrics.json").exists() and not _more_epochs(config, run_dir):
+        rank_zero_warn_line(
+            f"{run_dir} is finished (it has metrics.json): nothing to resume. `astrocnn evaluate "
+            f"{run_dir}` recomputes its metrics; --resume --epochs N (more than {config.epochs}) trains on"
+        )
+        return load_run(run_dir)
+    config = record_data(config)
     task = get_task(config.task, config.task_options)
+    if getattr(task, "learns_from_data", False):
+        if config.data is None:
+            raise OptionError(
+                f"{task.name} learns from your data: give --data FILE (see `astrocnn tasks {task.name}`)"
+            )
+        if not (task.configured and task.std):
+            task = configure_from_data(task, config)
     config = validate(with_task_defaults(config, task), "configuration")
     # impossible settings fail here, before anything is written
+    check_model_fits(config, task)
     build_model(config, task)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     _make_trainer(config, run_dir, "cnn")
     L.seed_everything(config.seed, workers=True, verbose=False)
+    source = f"reading {config.data}" if config.data else "generating the data with the task's simulation"
+    stage_line(f"{task.name}: {source}")
     splits = build_splits(task, config)
+    if config.data is not None:  # the sizes the file gave, not the generator's defaults
+        config = dataclasses.replace(
+            config, n_train=len(splits.train), n_val=len(splits.val), n_test=len(splits.test)
+        )
     created = not run_dir.exists()
     if not _is_worker():
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -293,6 +379,7 @@ def run_training(config: RunConfig) -> Run | None:
             os.environ.pop(RUN_DIR_ENV, None)
     if _is_worker():
         return None
+    stage_line(f"{task.name}: evaluating {', '.join(methods)} and the classical baseline on the test split")
     finish(run_dir, config, task, splits, {w: [m.float() for m in ms] for w, ms in members.items()})
     return load_run(run_dir)
 

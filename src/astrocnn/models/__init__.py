@@ -41,7 +41,9 @@ for _name, (_bottleneck, _layers) in RESNET_CONFIGS.items():
         partial(ResNet, name=f"preact_{_name}", bottleneck=_bottleneck, layers=_layers, preact=True),
         f"pre-activation ResNet (He et al. 2016), {_kind} blocks {_layers}",
     )
-register_model("unet", UNet, "U-Net (Ronneberger et al. 2015), image to image, same size out")
+register_model(
+    "unet", UNet, "U-Net (Ronneberger et al. 2015), image to image, same size out", image_output=True
+)
 
 __all__ = [
     "MLP", "ModelSpec", "Network", "create_model", "get_model_spec", "list_models", "mlp_parameter_count",

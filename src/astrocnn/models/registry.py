@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from astrocnn.errors import OptionError, UnknownNameError
+from astrocnn.errors import OptionError, UnknownNameError, did_you_mean
 from astrocnn.layers.dims import check_spatial_dims
 
 # Arguments every builder takes; everything else is a model-specific option.
@@ -23,6 +23,8 @@ class ModelSpec:
     description: str
     #: Fully connected models (``mlp``, ``simple_cnn``'s head) must know the input size.
     needs_input_size: bool = False
+    #: An image out per image in (U-Net), rather than a vector of class scores or values.
+    image_output: bool = False
 
     @property
     def options(self) -> dict[str, inspect.Parameter]:
@@ -40,12 +42,17 @@ _REGISTRY: dict[str, ModelSpec] = {}
 
 
 def register_model(
-    name: str, builder: Callable[..., nn.Module], description: str, *, needs_input_size: bool = False
+    name: str,
+    builder: Callable[..., nn.Module],
+    description: str,
+    *,
+    needs_input_size: bool = False,
+    image_output: bool = False,
 ) -> None:
     """Add a model to the registry; a name may be registered once."""
     if name in _REGISTRY:
         raise ValueError(f"model {name!r} is already registered")
-    _REGISTRY[name] = ModelSpec(name, builder, description, needs_input_size)
+    _REGISTRY[name] = ModelSpec(name, builder, description, needs_input_size, image_output)
 
 
 def list_models() -> list[str]:
@@ -57,7 +64,10 @@ def get_model_spec(name: str) -> ModelSpec:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise UnknownNameError(f"unknown model {name!r}; valid models: {', '.join(list_models())}") from None
+        raise UnknownNameError(
+            f"unknown model {name!r}{did_you_mean(name, list_models())}; "
+            f"valid models: {', '.join(list_models())}"
+        ) from None
 
 
 def create_model(

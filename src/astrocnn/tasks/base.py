@@ -19,6 +19,9 @@ from torch import nn
 
 from astrocnn.models import create_model
 
+#: The words for a preprocessing that changes nothing.
+IDENTITY = "none: the raw images as float32, as they are"
+
 
 class TaskKind(StrEnum):
     CLASSIFICATION = "classification"
@@ -97,10 +100,41 @@ class Task(ABC):
     baseline_name: ClassVar[str] = ""
     #: Per metric: what it measures and whether larger is better (None: neither, e.g. a bias).
     metric_notes: ClassVar[dict[str, tuple[str, bool | None]]] = {}
+    #: What the raw pixel values are, and the units of predicted values (for exported models).
+    raw_units: ClassVar[str] = "the units of the images the network was trained on"
+    value_units: ClassVar[str] = "in the units of the training targets"
 
     def options(self) -> dict[str, Any]:
         """The task's options as resolved (saved in the run's configuration)."""
         return {}
+
+    def data_contract(self) -> str:
+        """What ``--data`` must hold for this task (``astrocnn tasks NAME``)."""
+        size = "x".join(map(str, self.input_size))
+        axes = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}[self.spatial_dims]
+        lines = [
+            f"{self.name}: {self.description}",
+            f"images   {self.in_channels} channel(s), {size} pixels: HDF5 dataset 'images' (--images-key) "
+            f"shaped {axes}, the channel axis optional for one channel; or a CSV with a 'file' column of "
+            "FITS/HDF5/NPY/PNG files, one image each",
+        ]
+        if self.kind is TaskKind.CLASSIFICATION:
+            coded = ", ".join(f"{k} = {n}" for k, n in enumerate(self.class_names))
+            lines.append(
+                f"labels   one class per image: HDF5 dataset 'labels' (--labels-key) or CSV column 'label', "
+                f"integers {coded}, or the class names as text"
+            )
+        elif self.kind is TaskKind.REGRESSION:
+            lines.append(
+                f"labels   {self.num_outputs} value(s) per image: HDF5 dataset 'targets' or 'labels' "
+                "(--labels-key) shaped (N,) or (N, K), or CSV columns besides 'file'"
+            )
+        else:
+            lines.append("labels   an image per image: HDF5 dataset 'labels' or 'targets' (--labels-key)")
+        if self.option_names:
+            lines.append(f"options  --task-option KEY=VALUE for {', '.join(self.option_names)}")
+        lines.append(f"example  astrocnn train {self.name} --data my_images.h5")
+        return "\n".join(lines)
 
     # ---- data ----------------------------------------------------------------------------------
     @abstractmethod
@@ -121,6 +155,20 @@ class Task(ABC):
         """:meth:`preprocess` in torch operations, so that an exported graph takes raw images;
         equal to it within float32 rounding (tested for every task)."""
         return x.float()
+
+    def describe_preprocessing(self) -> str:
+        """:meth:`preprocess` in words exact enough to reimplement (written into model.json)."""
+        if type(self).preprocess is Task.preprocess:
+            return IDENTITY
+        return f"the preprocess() of astrocnn task {self.name!r} (load_exported applies it)"
+
+    def describe_postprocessing(self) -> str:
+        """:meth:`postprocess` in words exact enough to reimplement (written into model.json)."""
+        if type(self).postprocess is Task.postprocess:
+            if self.kind in (TaskKind.CLASSIFICATION, TaskKind.SEGMENTATION):
+                return "softmax over axis 1 (the class axis)"
+            return "none: the values as they are"
+        return f"the postprocess() of astrocnn task {self.name!r} (load_exported applies it)"
 
     def augment(self, x: torch.Tensor) -> torch.Tensor:
         """A training batch (B, C, *S) transformed by symmetries of the physics that leave the

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from astrocnn.errors import OptionError, UnknownNameError
+from astrocnn.errors import OptionError, UnknownNameError, did_you_mean
 from astrocnn.tasks.base import Task
 
 _TASKS: dict[str, type[Task]] = {}
@@ -27,12 +27,15 @@ def get_task(name: str, options: dict[str, Any] | None = None) -> Task:
     try:
         cls = _TASKS[name]
     except KeyError:
-        raise UnknownNameError(f"unknown task {name!r}; valid tasks: {', '.join(list_tasks())}") from None
+        raise UnknownNameError(
+            f"unknown task {name!r}{did_you_mean(name, list_tasks())}; valid tasks: {', '.join(list_tasks())}"
+        ) from None
     options = dict(options or {})
     unknown = sorted(set(options) - set(cls.option_names))
     if unknown:
         takes = ", ".join(cls.option_names) or "none"
-        raise OptionError(f"task {name} has no option(s) {', '.join(unknown)} (its options: {takes})")
+        hint = did_you_mean(unknown[0], cls.option_names)
+        raise OptionError(f"task {name} has no option(s) {', '.join(unknown)}{hint} (its options: {takes})")
     try:
         return cls(**options)
     except ValueError as error:

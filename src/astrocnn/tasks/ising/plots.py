@@ -12,8 +12,23 @@ from astrocnn.tasks.ising.simulation import TC
 from astrocnn.tasks.plotting import plt, save
 
 
-def ordered_output(test, predictions, ordered: int, path: Path) -> None:
-    """Mean "ordered" output against T for each L: solid CNN, dashed fully connected."""
+def shade_training(ax, trained: tuple[float, float] | None, t) -> None:
+    """Shade the temperatures a network was trained on, ``T < trained[0]`` (ordered) and
+    ``T > trained[1]`` (disordered), over the data's range: what lies between was never seen."""
+    if trained is None:
+        return
+    below, above = trained
+    low, high = float(np.min(t)), float(np.max(t))
+    if low < below:
+        ax.axvspan(low, below, color="tab:blue", alpha=0.1, lw=0, label=f"trained as ordered (T < {below})")
+    if high > above:
+        ax.axvspan(above, high, color="tab:red", alpha=0.1, lw=0,
+                   label=f"trained as disordered (T > {above})")  # fmt: skip
+
+
+def ordered_output(test, predictions, ordered: int, path: Path, trained=None) -> None:
+    """Mean "ordered" output against T for each L: solid CNN, dashed fully connected; the training
+    ranges ``trained`` (T below, T above) shaded."""
     t, size = test.meta["temperature"], test.meta["size"]
     temps = np.unique(t)
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -23,6 +38,7 @@ def ordered_output(test, predictions, ordered: int, path: Path) -> None:
                 p = predictions[method][:, ordered]
                 curve = [p[(size == L) & (t == T)].mean() for T in temps]
                 ax.plot(temps, curve, style, color=f"C{k}", label=f"{method} L={L}")
+    shade_training(ax, trained, t)
     ax.axvline(TC, color="k", lw=1, label="exact $T_c$")
     ax.axhline(0.5, color="grey", lw=0.5)
     ax.set_xlabel("T")
@@ -66,12 +82,14 @@ def estimates(results, path: Path) -> None:
     save(fig, path)
 
 
-def binder(test, path: Path, phi=None, label: str = "magnetisation") -> None:
-    """Binder cumulants of ``phi`` (default: the magnetisation) against T for each L."""
+def binder(test, path: Path, phi=None, label: str = "magnetisation", trained=None) -> None:
+    """Binder cumulants of ``phi`` (default: the magnetisation) against T for each L; the networks'
+    training ranges ``trained`` shaded."""
     fig, ax = plt.subplots(figsize=(5, 4))
     values = test.meta["magnetisation"] if phi is None else phi
     for L, (temps, u) in analysis.binder_curves(values, test.meta["temperature"], test.meta["size"]).items():
         ax.plot(temps, u, ".-", ms=3, label=f"L={L}")
+    shade_training(ax, trained, test.meta["temperature"])
     ax.axvline(TC, color="k", lw=1, label="exact $T_c$")
     ax.set_xlim(1.9, 2.7)
     ax.set_xlabel("T")

@@ -17,7 +17,7 @@ list; several ranges joined with ``+``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -76,6 +76,7 @@ class PerSizeMLP(nn.Module):
 
 
 class _IsingTask(Task):
+    raw_units = "spins, +1 or -1"
     spatial_dims = 2
     in_channels = 1
     option_names = ("sizes", "temperatures")
@@ -88,6 +89,23 @@ class _IsingTask(Task):
 
     def options(self) -> dict[str, Any]:
         return {"sizes": list(self.sizes), "temperatures": self.grid_text}
+
+    #: How the labels come from the file (each task says).
+    label_contract: ClassVar[str] = ""
+
+    def data_contract(self) -> str:
+        sizes = ",".join(map(str, self.sizes))
+        return "\n".join([
+            f"{self.name}: {self.description}",
+            "data     the HDF5 file `astrocnn generate ising` writes: one group per lattice size L, "
+            "L<L>/configs (N, L, L) int8 spins +1 or -1, L<L>/T, L<L>/energy, L<L>/magnetisation, "
+            "L<L>/chain (Markov chain ids: splits keep whole chains together)",
+            f"labels   {self.label_contract}",
+            f"options  --task-option sizes={sizes} picks the lattice sizes; temperatures={self.grid_text} "
+            "sets the generated test grid",
+            f"example  astrocnn generate ising --sizes {sizes} --out ising.h5 && "
+            f"astrocnn train {self.name} --data ising.h5 --task-option sizes={sizes}",
+        ])  # fmt: skip
 
     def temperatures(self, split: str) -> np.ndarray:
         return self.grid
@@ -212,6 +230,10 @@ def odd_features(model: nn.Module, configs: list[np.ndarray], batch_size: int = 
 @register_task
 class IsingPhase(_IsingTask):
     name = "ising-phase"
+    label_contract = (
+        f"from T, never from T_c: ordered (1) for T < {ORDERED_BELOW}, disordered (0) for T > "
+        f"{DISORDERED_ABOVE}; configurations in between are only tested"
+    )
     kind = TaskKind.CLASSIFICATION
     description = (
         "2-D Ising model: ordered or disordered, trained away from T_c; T_c from the Binder crossing "
@@ -220,6 +242,62 @@ class IsingPhase(_IsingTask):
     num_outputs = 2
     class_names = ("disordered", "ordered")
     headline = ("tc_relative_error", False)
+    baseline_name = "Binder-cumulant crossing of the magnetisation"
+    metric_notes: ClassVar[dict[str, tuple[str, bool | None]]] = {
+        "accuracy": (
+            f"fraction classified correctly where the phase is clear (T < {ORDERED_BELOW} "
+            f"or T > {DISORDERED_ABOVE}, the training ranges)",
+            True,
+        ),
+        "accuracy_L*": ("accuracy for one lattice size", True),
+        "tc_estimate": (
+            "T_c from the crossings of the Binder cumulants of an order parameter between "
+            "lattice sizes: for a network, of the flip-odd part of its first layer "
+            "(mean over the ensemble); for the baseline, of the magnetisation",
+            None,
+        ),
+        "tc_uncertainty": (
+            "standard error of tc_estimate: the test configurations' noise (bootstrap "
+            "over whole Markov chains) and, for an ensemble, the spread between its "
+            "networks, in quadrature",
+            False,
+        ),
+        "tc_uncertainty_statistical": (
+            "part of tc_uncertainty from the finite test set (block bootstrap)",
+            False,
+        ),
+        "tc_uncertainty_training": (
+            "part of tc_uncertainty from training: the standard error of the "
+            "mean of the ensemble's estimates (undefined for one network)",
+            False,
+        ),
+        "tc_relative_error": (
+            "|tc_estimate - T_c| / T_c, against the exact T_c = 2 / ln(1 + sqrt 2) = 2.2692 (Onsager)",
+            False,
+        ),
+        "tc_pull": (
+            "(tc_estimate - exact T_c) / tc_uncertainty: the error in units of its own "
+            "uncertainty; |pull| <= 2 is expected if the uncertainty is honest, its sign says "
+            "whether the estimate is high or low",
+            None,
+        ),
+        "tc_binder_L*_L*": (
+            "where the Binder cumulants of these two lattice sizes cross (the pairs tc_estimate combines)",
+            None,
+        ),
+        "tc_members": ("tc_estimate of each network of the ensemble", None),
+        "tc_L*": (
+            "where the mean 'ordered' output crosses 1/2 for this lattice size: drifts with L, "
+            "kept for comparison only (docs/ising.md)",
+            None,
+        ),
+        "tc_output_crossing": (
+            "the tc_L* extrapolated in 1/L (Carrasquilla and Melko's estimator): "
+            "does not converge to T_c, for comparison only",
+            None,
+        ),
+        "tc_fit_amplitude": ("slope a of the fit T(L) = T_inf + a / L through the tc_L*", None),
+    }
     defaults = TaskDefaults(
         model="resnet18",
         model_options={"small_input": True, "width": 0.25},
@@ -284,12 +362,18 @@ class IsingPhase(_IsingTask):
         return baseline.binder_crossing(test)
 
     def plots(self, results, test, predictions, out: Path, networks) -> None:
-        ising_plots.ordered_output(test, predictions, ORDERED, out / "ordered_output_vs_T.png")
+        """The figures against T shade the training ranges: T_c lies between them, unseen."""
+        trained = (ORDERED_BELOW, DISORDERED_ABOVE)
+        ising_plots.ordered_output(
+            test, predictions, ORDERED, out / "ordered_output_vs_T.png", trained=trained
+        )
         ising_plots.output_crossing_drift(results, self.sizes, out / "output_crossing_vs_L.png")
-        ising_plots.binder(test, out / "binder_cumulant.png")
+        ising_plots.binder(test, out / "binder_cumulant.png", trained=trained)
         if "cnn" in networks:
             phi = analysis.learned_order_parameter(odd_features(networks["cnn"], test.x), test.meta["size"])
-            ising_plots.binder(test, out / "binder_cumulant_cnn.png", phi=phi, label="CNN's order parameter")
+            ising_plots.binder(
+                test, out / "binder_cumulant_cnn.png", phi=phi, label="CNN's order parameter", trained=trained
+            )
         ising_plots.estimates(results, out / "tc_estimates.png")
         ising_plots.configurations(test, out / "configurations.png")
         if "cnn" in networks:
@@ -299,10 +383,23 @@ class IsingPhase(_IsingTask):
 @register_task
 class IsingTemperature(_IsingTask):
     name = "ising-temperature"
+    label_contract = "the temperature T of each configuration (L<L>/T), in units of J / k_B"
     kind = TaskKind.REGRESSION
+    value_units = "the temperature T, in units of J / k_B"
     description = "2-D Ising model: the temperature of a spin configuration (regression)"
     num_outputs = 1
     headline = ("rmse", False)
+    baseline_name = "T from the energy per spin (isotonic fit on the training split)"
+    metric_notes: ClassVar[dict[str, tuple[str, bool | None]]] = {
+        "rmse": ("root-mean-square error of the predicted temperature (T in units of J / k_B)", False),
+        "mae": ("mean absolute error of the predicted temperature", False),
+        "bias": ("mean of predicted minus true T: 0 is unbiased, positive reads too hot", None),
+        "rmse_L*": ("RMSE of T for one lattice size (larger lattices fluctuate less)", False),
+        "rmse_vs_T": (
+            "RMSE of T in bins of the true temperature: largest where the energy varies slowly with T",
+            False,
+        ),
+    }
     defaults = TaskDefaults(
         model="resnet18",
         # a nonlinear read-out after the global pooling: T is a nonlinear function of the mean
@@ -335,6 +432,9 @@ class IsingTemperature(_IsingTask):
 
     def postprocess(self, output: torch.Tensor) -> torch.Tensor:
         return output * self.T_SCALE + self.T_MEAN
+
+    def describe_postprocessing(self) -> str:
+        return f"output * {self.T_SCALE} + {self.T_MEAN} (the network learns T standardised)"
 
     def metrics(self, prediction: np.ndarray, test: ArraySplit) -> dict[str, Any]:
         t, size = test.meta["temperature"], test.meta["size"]
