@@ -504,3 +504,13 @@ def test_the_warning_follows_n_and_the_error():
     assert "tc_relative_error" in small_test_warning(phase, {"cnn": {"n_test": 5000, **tc}})
     tc = analysis.TcEstimate(2.275, 0.01, {}).as_metrics()
     assert small_test_warning(phase, {"cnn": {"n_test": 5000, **tc}}) is None
+
+
+def test_counts_have_thousands_separators(tiny_run):
+    """One number format everywhere: the report writes parameter counts as the CLI does."""
+    table = Table((tiny_run.path / "report.html").read_text())
+    header = [c[2] for c in table.rows[0]]
+    count = tiny_run.metrics["results"]["cnn"]["parameters"]
+    assert count >= 1000
+    cells = [c[2] for c in table.row("parameters")]
+    assert f"{count:,}" in cells, (header, cells)

@@ -107,6 +107,9 @@ def small_test_warning(task: Task, results: dict[str, dict[str, Any]]) -> str | 
 
 
 def _fmt(value: Any) -> str:
+    """The one number format of tables: counts with thousands separators, others to 4 figures."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, list):
