@@ -155,6 +155,12 @@ def tasks_command(name: str | None) -> None:
 @click.option("--precision", help="32-true, 16-mixed, bf16-mixed, 64-true.  [default: 32-true]")
 @click.option("--num-workers", type=int, help="Data-loading worker processes.  [default: 0]")
 @click.option(
+    "--early-stopping",
+    type=click.IntRange(min=0),
+    help="Stop after this many epochs without a better validation loss; 0 switches it off.  "
+    "[default: the task's]",
+)
+@click.option(
     "--ensemble",
     type=int,
     help="Networks per method, trained with seeds SEED, SEED+1, ...  [default: the task's]",
@@ -239,8 +245,24 @@ def evaluate_command(run_dir: str, data: str | None, images_key: str | None, lab
     show_default=True,
     help="NaN, infinite or masked pixels: refuse the file, or fill them with the median or zero.",
 )
+@click.option(
+    "--tile",
+    is_flag=True,
+    help="Classify every window of the training size in larger images: one row per window, with its "
+    "pixel position and, for FITS with a WCS, its sky coordinates.",
+)
+@click.option(
+    "--stride", type=click.IntRange(min=1), help="Pixels between windows with --tile.  [default: the window]"
+)
 def predict_command(
-    run_dir: str, inputs: tuple[str, ...], out: str, hdu: str | None, dataset: str | None, nan_policy: str
+    run_dir: str,
+    inputs: tuple[str, ...],
+    out: str,
+    hdu: str | None,
+    dataset: str | None,
+    nan_policy: str,
+    tile: bool,
+    stride: int | None,
 ) -> None:
     """Apply a trained network to FITS, HDF5, NPY/NPZ or PNG/JPEG files."""
     from pathlib import Path
@@ -256,6 +278,8 @@ def predict_command(
         hdu=hdu_value,
         dataset=dataset,
         nan_policy=nan_policy,
+        tile=tile,
+        stride=stride,
     )
     click.echo(f"wrote {path}")
 

@@ -46,7 +46,7 @@ class RunConfig:
     n_train: int | None = None
     n_val: int | None = None
     n_test: int | None = None
-    early_stopping: int | None = None  # patience in epochs; None: the task's default
+    early_stopping: int | None = None  # patience in epochs; 0: off; None: the task's default
     ensemble: int | None = None  # networks per method, seeds seed, seed + 1, ...; None: the task's
     train_mlp: bool = True
     baseline: bool = True
@@ -96,7 +96,6 @@ def validate(config: RunConfig, source: str = "configuration") -> RunConfig:
         "n_train",
         "n_val",
         "n_test",
-        "early_stopping",
         "ensemble",
     )
     for key in positive:
@@ -108,6 +107,11 @@ def validate(config: RunConfig, source: str = "configuration") -> RunConfig:
         raise OptionError(
             f"{source}: batch_size {config.batch_size} is the global batch and must divide evenly over "
             f"{processes} processes (devices x num_nodes)"
+        )
+    if config.early_stopping is not None and config.early_stopping < 0:
+        raise OptionError(
+            f"{source}: early_stopping is a patience in epochs (0 switches it off), "
+            f"got {config.early_stopping}"
         )
     if config.lr is not None and not 0 < config.lr < 10:
         raise OptionError(f"{source}: lr must be in (0, 10), got {config.lr}")

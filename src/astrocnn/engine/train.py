@@ -79,7 +79,7 @@ def with_task_defaults(config: RunConfig, task: Task) -> RunConfig:
         "n_train": config.n_train or d.n_train,
         "n_val": config.n_val or d.n_val,
         "n_test": config.n_test or d.n_test,
-        "early_stopping": config.early_stopping or d.early_stopping,
+        "early_stopping": d.early_stopping if config.early_stopping is None else config.early_stopping,
         "ensemble": config.ensemble or d.ensemble,
         "task_options": task.options(),  # resolved, so that config.yaml shows every value
     }

@@ -156,6 +156,17 @@ class Task(ABC):
         equal to it within float32 rounding (tested for every task)."""
         return x.float()
 
+    def check_size(self, size: tuple[int, ...]) -> str | None:
+        """Why a network trained for this task cannot take images of spatial ``size``, or None.
+        A classifier or regressor is trained at ``input_size``; a larger frame needs tiling."""
+        if self.kind.image_output or tuple(size) == tuple(self.input_size):
+            return None
+        expected = "x".join(map(str, self.input_size))
+        return (
+            f"images are {'x'.join(map(str, size))}, but {self.name} was trained on {expected}; "
+            f"cut them to {expected}, or give --tile to classify every {expected} window"
+        )
+
     def describe_preprocessing(self) -> str:
         """:meth:`preprocess` in words exact enough to reimplement (written into model.json)."""
         if type(self).preprocess is Task.preprocess:

@@ -110,6 +110,13 @@ class _IsingTask(Task):
     def temperatures(self, split: str) -> np.ndarray:
         return self.grid
 
+    def check_size(self, size: tuple[int, ...]) -> str | None:
+        """Any square periodic lattice: the networks end in a global average (the Ising read-out
+        is intensive), and were trained on several sizes."""
+        if len(size) == 2 and size[0] == size[1]:
+            return None
+        return f"lattices are {'x'.join(map(str, size))}; {self.name} takes square L x L lattices"
+
     def generate(self, n: int, rng: np.random.Generator, split: str = "test") -> ArraySplit:
         """``n`` configurations per (L, T)."""
         data = ising.generate(self.sizes, self.temperatures(split), n, seed=int(rng.integers(2**62)))
