@@ -199,3 +199,21 @@ def test_quick_demo(tmp_path, capsys):
     assert set(entry["values"]) == {"cnn", "mlp", "baseline"}
     assert (tmp_path / "demo" / entry["report"]).is_file()
     assert "sky-shapes/report.html" in (tmp_path / "demo" / "report.html").read_text()
+
+
+def test_under_torchrun_every_rank_refuses_an_occupied_run_folder(tmp_path):
+    """torchrun starts both ranks; rank 0 refuses an --out that holds a run, and rank 1 must exit
+    with it rather than wait for rank 0 until the process group times out (30 minutes)."""
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "metrics.json").write_text("{}")
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517",
+        "-m", "astrocnn", "train", "sky-shapes", "--out", str(out), "--devices", "2", "--strategy", "ddp",
+        "--accelerator", "cpu", "--epochs", "1",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode != 0
+    assert result.stderr.count("already holds a run") == 2, result.stderr[-2000:]
+    assert (out / "metrics.json").read_text() == "{}"

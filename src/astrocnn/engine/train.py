@@ -135,7 +135,10 @@ def _prepare(config: RunConfig) -> tuple[Path, RunConfig]:
             )
         given = {k: getattr(config, k) for k in RESUMABLE if getattr(config, k) != getattr(_DEFAULTS, k)}
         config = dataclasses.replace(saved, resume=True, out=str(run_dir), **given)
-    elif not _is_worker() and _holds_run(run_dir):
+    elif _holds_run(run_dir) and not os.environ.get(RUN_DIR_ENV):
+        # every rank refuses, rank 0 and the others that torchrun or SLURM started beside it (those
+        # Lightning starts itself inherit RUN_DIR_ENV and join a run that rank 0 accepted): a rank
+        # that went on would wait for rank 0 until the process group timed out
         raise RunError(f"{run_dir}: already holds a run; use --resume to continue it or choose another --out")
     return run_dir, config
 
