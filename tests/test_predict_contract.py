@@ -142,3 +142,24 @@ def test_early_stopping_can_be_switched_off(tmp_path):
     ]
     assert has == [True, False]
     assert main(["train", "sky-shapes", "--early-stopping", "-1"]) == 2
+
+
+def test_generated_data_do_not_depend_on_the_number_of_processes():
+    from astrocnn.engine.splits import generate_split
+    from astrocnn.tasks import get_task
+
+    task = get_task("sky-shapes")
+    n = 2 * task.chunk_size + 37  # three chunks, the last one short
+    seed = np.random.SeedSequence(11)
+    one = generate_split(task, n, seed, "train", workers=1)
+    two = generate_split(task, n, seed, "train", workers=2)
+    assert len(one) == n
+    np.testing.assert_array_equal(one.x, two.x)
+    np.testing.assert_array_equal(one.y, two.y)
+    np.testing.assert_array_equal(one.meta["snr"], two.meta["snr"])
+    # the chunks differ from one another (each has its own stream) ...
+    size = task.chunk_size
+    assert not np.array_equal(one.x[:37], one.x[size : size + 37])
+    # ... and up to one chunk the data are those of a single call on the seed
+    first = task.generate(50, np.random.default_rng(np.random.SeedSequence(11)), "train")
+    np.testing.assert_array_equal(generate_split(task, 50, seed, "train", workers=2).x, first.x)

@@ -155,6 +155,11 @@ def tasks_command(name: str | None) -> None:
 @click.option("--precision", help="32-true, 16-mixed, bf16-mixed, 64-true.  [default: 32-true]")
 @click.option("--num-workers", type=int, help="Data-loading worker processes.  [default: 0]")
 @click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Processes generating the built-in data (same data for any count).  [default: every core]",
+)
+@click.option(
     "--early-stopping",
     type=click.IntRange(min=0),
     help="Stop after this many epochs without a better validation loss; 0 switches it off.  "

@@ -43,6 +43,7 @@ class RunConfig:
     accelerator: str = "auto"
     precision: str = "32-true"
     num_workers: int = 0
+    workers: int | None = None  # processes generating the data; None: every core available
     n_train: int | None = None
     n_val: int | None = None
     n_test: int | None = None
@@ -117,6 +118,8 @@ def validate(config: RunConfig, source: str = "configuration") -> RunConfig:
         raise OptionError(f"{source}: lr must be in (0, 10), got {config.lr}")
     if config.weight_decay < 0:
         raise OptionError(f"{source}: weight_decay must not be negative, got {config.weight_decay}")
+    if config.workers is not None and config.workers < 1:
+        raise OptionError(f"{source}: workers must be at least 1, got {config.workers}")
     if config.num_workers < 0:
         raise OptionError(f"{source}: num_workers must not be negative, got {config.num_workers}")
     for key, allowed in (("precision", PRECISIONS), ("strategy", STRATEGIES), ("accelerator", ACCELERATORS)):

@@ -95,6 +95,7 @@ RESUMABLE = (
     "accelerator",
     "precision",
     "num_workers",
+    "workers",
     "progress_bar",
 )
 _DEFAULTS = RunConfig(task="")

@@ -94,6 +94,9 @@ class Task(ABC):
     #: The metric the demo table shows, and whether larger is better.
     headline: ClassVar[tuple[str, bool]]
     class_names: ClassVar[tuple[str, ...]] = ()
+    #: Samples per independently seeded chunk of the generator, generated in parallel
+    #: processes (``--workers``); None: one call (the generator parallelises itself, or not at all).
+    chunk_size: ClassVar[int | None] = None
     #: Options a task takes (``--task-option KEY=VALUE``), e.g. lattice sizes.
     option_names: ClassVar[tuple[str, ...]] = ()
     #: The classical method :meth:`baseline` runs, named for tables and reports.

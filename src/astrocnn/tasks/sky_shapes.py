@@ -104,6 +104,7 @@ class SkyShapes(Task):
     input_size = (SIZE, SIZE)
     num_outputs = 3
     class_names = ("star", "galaxy", "ring")
+    chunk_size = 1000
     raw_units = "counts per pixel of a photon-counting exposure, the sky background (100 counts) included"
     headline = ("accuracy", True)
     baseline_name = "radial profile, ellipticity and flux + gradient-boosted trees"

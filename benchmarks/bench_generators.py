@@ -1,0 +1,55 @@
+"""Built-in generators: images per second against the number of generating processes.
+
+Each task whose generator works in independently seeded chunks (``Task.chunk_size``) makes the
+same data for any number of processes (tests/test_predict_contract.py); this measures what the
+processes buy. Median of ``--repeats`` runs per count, counts interleaved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from astrocnn.engine.splits import available_cores, generate_split
+from astrocnn.tasks import get_task, list_tasks
+from report import write_section
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=8000, help="samples per run")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
+    args = parser.parse_args()
+    counts = sorted({1, *range(2, available_cores() + 1, 2), available_cores()})
+    rows = []
+    for name in list_tasks():
+        task = get_task(name)
+        if task.chunk_size is None or getattr(task, "learns_from_data", False):
+            continue
+        times: dict[int, list[float]] = {c: [] for c in counts}
+        for r in range(args.repeats):
+            for c in counts:
+                start = time.perf_counter()
+                generate_split(task, args.n, np.random.SeedSequence(r), "train", workers=c)
+                times[c].append(time.perf_counter() - start)
+        base = args.n / statistics.median(times[1])
+        for c in counts:
+            rate = args.n / statistics.median(times[c])
+            rows.append(f"| `{name}` | {c} | {rate:,.0f} | {rate / base:.2f} |")
+    body = (
+        f"{args.n:,} samples per run, chunks of `Task.chunk_size`, median of {args.repeats} runs.\n\n"
+        "| task | processes | samples/s | speed-up |\n|---|---:|---:|---:|\n" + "\n".join(rows) + "\n\n"
+        "The Ising generator is not chunked: its Monte Carlo kernels are compiled with numba and run "
+        "their replicas on every core in one process (see the Ising section)."
+    )
+    write_section(args.out, "generators", "Generators: samples per second against processes", body)
+    print(body)
+
+
+if __name__ == "__main__":
+    main()
