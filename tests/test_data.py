@@ -235,7 +235,7 @@ def test_hdf5_dataset_choice_and_errors(tmp_path):
 
     two = tmp_path / "two.h5"
     write_hdf5(two, {"a": np.ones(3), "b": np.zeros(3)})
-    assert "name the dataset to read (the datasets are: a, b)" in refused(two)
+    assert "name the dataset to read with --dataset (the datasets are: a, b)" in refused(two)
     assert refused(two, dataset="c") == f"{two}: dataset 'c' does not exist (the datasets are: a, b)"
     write_hdf5(tmp_path / "text.h5", {"names": np.array([b"x", b"y"])})
     assert "not numbers" in refused(tmp_path / "text.h5")

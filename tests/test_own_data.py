@@ -325,3 +325,136 @@ def test_a_log_says_what_long_work_is_doing(own_file, tmp_path, capsys):
 def test_metrics_json_is_plain_json(classify_run):
     json.loads((classify_run.path / "metrics.json").read_text())
     assert os.access(classify_run.path / "report.html", os.R_OK)
+
+
+# ---- what an adversarial review of the above found ------------------------------------------------
+
+
+def test_resume_accepts_the_same_file_typed_another_way(classify_run, own_file, capsys, monkeypatch):
+    monkeypatch.chdir(own_file.parent)
+    code, _, err = run_cli(
+        capsys, "train", "classify", "--data", own_file.name, "--out", str(classify_run.path), "--resume"
+    )
+    assert code == 0 and "nothing to resume" in err
+    code, _, err = run_cli(capsys, "train", "--out", str(classify_run.path), "--resume")  # no TASK
+    assert code == 0 and "nothing to resume" in err
+
+
+def test_classes_without_images_are_said_and_do_not_lower_f1(tmp_path, capsys):
+    from astrocnn.data.datasets import describe_labelled
+    from astrocnn.tasks import get_task
+    from astrocnn.tasks.base import ArraySplit
+    from astrocnn.tasks.generic import Classify
+
+    path = tmp_path / "skip.h5"
+    with h5py.File(path, "w") as f:
+        f["images"] = np.zeros((6, 8, 8), np.float32)
+        f["labels"] = np.array([0, 2, 4, 0, 2, 4])
+    options = Classify.options_from_data(describe_labelled(path), {})
+    assert options["classes"] == ["0", "1", "2", "3", "4"]
+    assert "no image has class 1, 3" in capsys.readouterr().err
+    task = get_task("classify", options)
+    y = np.array([0, 2, 4, 0, 2, 4])
+    perfect = np.eye(5)[y]
+    metrics = task.metrics(perfect, ArraySplit(np.zeros((6, 1, 8, 8)), y))
+    assert metrics["accuracy"] == 1.0 and metrics["f1_macro"] == 1.0
+
+
+def test_several_values_per_image_are_scored_and_named_one_by_one(tmp_path, capsys):
+    from astrocnn.tasks import get_task
+    from astrocnn.tasks.base import ArraySplit
+
+    task = get_task("regress", {"outputs": 2, "names": "flux,size"})
+    truth = np.array([[100.0, 0.01], [200.0, 0.02], [300.0, 0.03], [400.0, 0.05]])
+    pred = truth + np.array([[10.0, 0.0], [-10.0, 0.0], [10.0, 0.001], [-10.0, -0.001]])
+    metrics = task.metrics(pred, ArraySplit(np.zeros((4, 1, 4, 4)), truth))
+    assert metrics["rmse_flux"] == pytest.approx(10.0) and metrics["bias_flux"] == pytest.approx(0.0)
+    assert metrics["rmse_size"] == pytest.approx(np.sqrt(0.5e-6))
+    assert "rmse" not in metrics  # an error pooled over flux and size would mix their units
+
+    path = tmp_path / "two.h5"
+    rng = np.random.default_rng(0)
+    with h5py.File(path, "w") as f:
+        f["images"] = rng.normal(size=(30, 16, 16)).astype(np.float32)
+        f["targets"] = rng.normal(size=(30, 2)).astype(np.float32)
+        f["targets"].attrs["names"] = ["flux", "size"]
+    out = tmp_path / "run"
+    code, _, err = run_cli(
+        capsys, "train", "regress", "--data", str(path), "--epochs", "1", "--no-mlp", "--out", str(out)
+    )
+    assert code == 0, err
+    assert {"rmse_flux", "rmse_size", "r2"} <= set(load_run(out).metrics["results"]["cnn"])
+    assert (out / "plots" / "predicted_vs_true_size.png").is_file()
+    code, _, err = run_cli(capsys, "predict", str(out), str(path), "--out", str(tmp_path / "p.csv"))
+    assert code == 0, err
+    assert (tmp_path / "p.csv").read_text().splitlines()[0] == "file,index,flux,size"
+
+
+def test_evaluate_on_other_data_when_the_training_file_is_gone(classify_run, own_file, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(classify_run.path, copy)
+    config = yaml.safe_load((copy / "config.yaml").read_text())
+    config["data"] = str(tmp_path / "moved-away.h5")
+    (copy / "config.yaml").write_text(yaml.safe_dump(config))
+    code, out, err = run_cli(capsys, "evaluate", str(copy), "--data", str(own_file))
+    assert code == 0, err
+    assert "classical baseline, which is fitted on them, is left out" in err
+    assert "cnn" in out and "classical" not in out
+
+
+def test_one_dimensional_signals_without_a_channel_axis():
+    from astrocnn.tasks.generic import layout_of
+
+    assert layout_of((64,), None) == (1, 1, (64,))
+    assert layout_of((64, 64), None) == (2, 1, (64, 64))
+    assert layout_of((3, 64, 64), None) == (2, 3, (64, 64))
+    assert layout_of((64, 64, 3), None) == (2, 3, (64, 64))
+    assert layout_of((40, 40, 40), None) == (3, 1, (40, 40, 40))
+    assert layout_of((2, 64), 1) == (1, 2, (64,))
+
+
+def test_nan_pixels_in_training_data_are_refused_unless_a_policy_fills_them(tmp_path, capsys):
+    path = tmp_path / "nan.h5"
+    five_class_file(path, n=40, size=16)
+    with h5py.File(path, "a") as f:
+        images = f["images"][()]
+        images[3, 2, 2] = np.nan
+        del f["images"]
+        f["images"] = images
+    code, _, err = run_cli(
+        capsys, "train", "classify", "--data", str(path), "--epochs", "1", "--out", str(tmp_path / "a")
+    )
+    assert code == 2 and "NaN" in err and "--nan-policy" in err
+    code, _, err = run_cli(
+        capsys, "train", "classify", "--data", str(path), "--epochs", "1", "--nan-policy", "median",
+        "--no-mlp", "--no-baseline", "--out", str(tmp_path / "b"),
+    )  # fmt: skip
+    assert code == 0, err
+
+
+def test_a_file_without_labels_lists_what_it_holds(tmp_path, capsys):
+    path = tmp_path / "nolabels.h5"
+    with h5py.File(path, "w") as f:
+        f["images"] = np.zeros((10, 8, 8), np.float32)
+        f["obs/kind"] = np.zeros(10, int)
+    code, _, err = run_cli(capsys, "train", "classify", "--data", str(path), "--epochs", "1")
+    assert code == 2 and "--labels-key" in err and "images, obs/kind" in err
+
+
+def test_predict_reads_the_images_dataset_of_a_labelled_file(classify_run, own_file, tmp_path, capsys):
+    out = tmp_path / "p.csv"
+    assert main(["predict", str(classify_run.path), str(own_file), "--out", str(out)]) == 0
+    assert len(out.read_text().splitlines()) == 1 + 60
+
+
+def test_the_checksum_of_a_csv_covers_its_images(tmp_path):
+    from astrocnn.engine.splits import csv_sha256
+
+    for i in range(2):
+        np.save(tmp_path / f"{i}.npy", np.zeros((4, 4), np.float32))
+    (tmp_path / "index.csv").write_text("file,label\n0.npy,0\n1.npy,1\n")
+    before = csv_sha256(tmp_path / "index.csv")
+    np.save(tmp_path / "1.npy", np.ones((4, 4), np.float32))
+    assert csv_sha256(tmp_path / "index.csv") != before

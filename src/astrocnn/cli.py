@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import traceback
+from pathlib import Path
 
 import click
 import torch
@@ -137,6 +138,12 @@ def tasks_command(name: str | None) -> None:
 @click.option(
     "--labels-key", help="HDF5 dataset or CSV column of the labels.  [default: labels, else targets]"
 )
+@click.option(
+    "--nan-policy",
+    type=click.Choice(["error", "median", "zero"]),
+    help="NaN, infinite or masked pixels in --data: refuse the file, or fill them with the image's "
+    "median or zero.  [default: error]",
+)
 @click.option("--epochs", type=int, help="Passes over the training data.  [default: the task's]")
 @click.option("--batch-size", type=int, help="Global batch size, split over devices.  [default: the task's]")
 @click.option("--lr", type=float, help="Peak learning rate (AdamW, cosine decay).  [default: the task's]")
@@ -193,7 +200,7 @@ def train_command(
     from astrocnn.engine.config import resolve
     from astrocnn.engine.train import run_training
 
-    task = task_from_config(task, config_file)
+    task = task_from_config(task, config_file, flags.get("out"), resume)
     get_task_checked(task)
     flags.update(
         train_mlp=False if no_mlp else None,
@@ -362,10 +369,15 @@ def demo_command(out: str, quick: bool) -> None:
     run_demo(Path(out), quick=quick)
 
 
-def task_from_config(task: str | None, config_file: str | None) -> str:
-    """TASK from the command line, else the one the --config file names."""
+def task_from_config(
+    task: str | None, config_file: str | None, out: str | None = None, resume: bool = False
+) -> str:
+    """TASK from the command line, else the one the --config file names, else (with --resume) the
+    one the run folder's configuration names."""
     if task is not None:
         return task
+    if resume and out is not None and config_file is None and (Path(out) / "config.yaml").is_file():
+        config_file = str(Path(out) / "config.yaml")
     if config_file is not None:
         from astrocnn.engine.config import load_yaml
 
@@ -375,7 +387,10 @@ def task_from_config(task: str | None, config_file: str | None) -> str:
         raise OptionError(
             f"{config_file}: names no task; give it: astrocnn train TASK --config {config_file}"
         )
-    raise OptionError("missing TASK: astrocnn train TASK (see `astrocnn tasks`), or --config FILE naming it")
+    raise OptionError(
+        "missing TASK: astrocnn train TASK (see `astrocnn tasks`), --config FILE naming it, or "
+        "--out RUN --resume"
+    )
 
 
 def get_task_checked(name: str) -> None:

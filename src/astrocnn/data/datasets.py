@@ -26,6 +26,7 @@ from astrocnn.data.readers import (
     file_kind,
     finite_float32,
     hdf5_dataset,
+    hdf5_dataset_names,
     library_errors,
     open_hdf5,
     read_image,
@@ -76,7 +77,10 @@ class LabelledHDF5(Dataset):
             if labels is None:
                 found = [name for name in ("labels", "targets") if isinstance(f.get(name), h5py.Dataset)]
                 if not found:
-                    raise DataError(f"{self.path}: has neither a 'labels' nor a 'targets' dataset")
+                    raise DataError(
+                        f"{self.path}: has neither a 'labels' nor a 'targets' dataset; name one with "
+                        f"--labels-key (the datasets are: {_listing(f)})"
+                    )
                 labels = found[0]
             image_ds = hdf5_dataset(self.path, f, images)
             label_ds = hdf5_dataset(self.path, f, labels)
@@ -345,6 +349,7 @@ def load_labelled(
     images_key: str | None = None,
     labels_key: str | None = None,
     class_names: Sequence[str] = (),
+    nan_policy: str = "median",
 ) -> Dataset:
     """A labelled dataset from an HDF5 file (datasets ``images_key``, default "images", and
     ``labels_key``, default "labels" or "targets"), a CSV file (a ``file`` column and the label
@@ -358,11 +363,11 @@ def load_labelled(
             )
         return FolderCSV(
             path, in_channels=in_channels, spatial_dims=spatial_dims, class_names=class_names,
-            label_column=labels_key,
+            label_column=labels_key, nan_policy=nan_policy,
         )  # fmt: skip
     return LabelledHDF5(
         path, images=images_key or "images", labels=labels_key, in_channels=in_channels,
-        spatial_dims=spatial_dims, class_names=class_names,
+        spatial_dims=spatial_dims, class_names=class_names, nan_policy=nan_policy,
     )  # fmt: skip
 
 
@@ -380,6 +385,8 @@ class LabelledInfo:
     values: np.ndarray | None
     #: Class names stored with the labels (the HDF5 attribute ``class_names``), if any.
     class_names: tuple[str, ...] = ()
+    #: Names of the values per image: the CSV's target columns, or the HDF5 attribute ``names``.
+    value_names: tuple[str, ...] = ()
 
 
 def describe_labelled(
@@ -394,7 +401,10 @@ def describe_labelled(
         if labels_key is None:
             found = [name for name in ("labels", "targets") if isinstance(f.get(name), h5py.Dataset)]
             if not found:
-                raise DataError(f"{path}: has neither a 'labels' nor a 'targets' dataset (--labels-key)")
+                raise DataError(
+                    f"{path}: has neither a 'labels' nor a 'targets' dataset; name one with --labels-key "
+                    f"(the datasets are: {_listing(f)})"
+                )
             labels_key = found[0]
         images = hdf5_dataset(path, f, images_key)
         labels = hdf5_dataset(path, f, labels_key)
@@ -419,7 +429,15 @@ def describe_labelled(
             raise DataError(f"{path}: dataset {labels_key!r} holds {labels.dtype}, not numbers or text")
         names = labels.attrs.get("class_names", ())
         names = tuple(_plain_text(v) for v in np.atleast_1d(names))
-        return LabelledInfo(path, len(images), images.shape[1:], labels.shape[1:], text, values, names)
+        value_names = tuple(_plain_text(v) for v in np.atleast_1d(labels.attrs.get("names", ())))
+        return LabelledInfo(
+            path, len(images), images.shape[1:], labels.shape[1:], text, values, names, value_names
+        )
+
+
+def _listing(f: h5py.File) -> str:
+    names = hdf5_dataset_names(f)
+    return ", ".join(names[:10]) + (", ..." if len(names) > 10 else "") if names else "none"
 
 
 def _distinct(ds: h5py.Dataset, chunk: int = 1024) -> np.ndarray:
@@ -455,4 +473,4 @@ def _describe_csv(path: Path, labels_key: str | None) -> LabelledInfo:
     elif len(targets) == 1 and all(_is_integer(row[0]) for row in texts):
         values = np.unique([int(row[0]) for row in texts])
     shape = () if len(targets) == 1 else (len(targets),)
-    return LabelledInfo(path, len(rows), image.data.shape, shape, not numeric, values)
+    return LabelledInfo(path, len(rows), image.data.shape, shape, not numeric, values, (), tuple(targets))

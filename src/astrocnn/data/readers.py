@@ -249,9 +249,12 @@ def hdf5_dataset(path: Path, f: h5py.File, name: str | None) -> h5py.Dataset:
     names = hdf5_dataset_names(f)
     listing = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "") if names else "none"
     if name is None:
-        if len(names) != 1:
-            raise DataError(f"{path}: name the dataset to read (the datasets are: {listing})")
-        name = names[0]
+        if "images" in names:  # the name astrocnn's own files and labelled files use
+            name = "images"
+        elif len(names) != 1:
+            raise DataError(f"{path}: name the dataset to read with --dataset (the datasets are: {listing})")
+        else:
+            name = names[0]
     obj = f.get(name)
     if not isinstance(obj, h5py.Dataset):
         raise DataError(f"{path}: dataset {name!r} does not exist (the datasets are: {listing})")

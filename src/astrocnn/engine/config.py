@@ -31,6 +31,7 @@ class RunConfig:
     data_sha256: str | None = None  # the --data file's checksum, written by the run
     images_key: str | None = None  # HDF5 dataset of the images in --data (default "images")
     labels_key: str | None = None  # HDF5 dataset or CSV column of the labels
+    nan_policy: str = "error"  # NaN or infinite pixels in --data: "error", or fill with "median" / "zero"
     epochs: int | None = None
     batch_size: int | None = None  # the global batch, split over devices
     lr: float | None = None
@@ -122,7 +123,12 @@ def validate(config: RunConfig, source: str = "configuration") -> RunConfig:
         raise OptionError(f"{source}: workers must be at least 1, got {config.workers}")
     if config.num_workers < 0:
         raise OptionError(f"{source}: num_workers must not be negative, got {config.num_workers}")
-    for key, allowed in (("precision", PRECISIONS), ("strategy", STRATEGIES), ("accelerator", ACCELERATORS)):
+    for key, allowed in (
+        ("nan_policy", ("error", "median", "zero")),
+        ("precision", PRECISIONS),
+        ("strategy", STRATEGIES),
+        ("accelerator", ACCELERATORS),
+    ):
         if getattr(config, key) not in allowed:
             raise OptionError(
                 f"{source}: {key} must be one of {', '.join(allowed)}, got {getattr(config, key)!r}"

@@ -75,7 +75,11 @@ def predict_files(
         except ShapeError as error:
             raise DataError(f"{image.path}: {error}") from None
     if not image_output:
-        names = list(task.class_names) or [f"value{i}" for i in range(task.num_outputs)]
+        names = (
+            list(task.class_names)
+            or list(task.output_names)
+            or [f"value{i}" for i in range(task.num_outputs)]
+        )
         header = (
             ["file", "index", *(f"p_{n}" for n in names)] if task.class_names else ["file", "index", *names]
         )
@@ -137,7 +141,9 @@ def _predict_tiles(
         raise OptionError(f"--tile works on 2-D images; {task.name} takes {len(window)}-D ones")
     if stride is not None and stride < 1:
         raise OptionError(f"--stride must be a positive number of pixels, got {stride}")
-    names = list(task.class_names) or [f"value{i}" for i in range(task.num_outputs)]
+    names = (
+        list(task.class_names) or list(task.output_names) or [f"value{i}" for i in range(task.num_outputs)]
+    )
     header = ["file", "index", "x", "y", "x_centre", "y_centre", "ra", "dec"]
     header += [f"p_{n}" for n in names] if task.class_names else names
     if task.class_names:

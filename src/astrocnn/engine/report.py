@@ -99,7 +99,7 @@ def small_test_warning(task: Task, results: dict[str, dict[str, Any]]) -> str | 
             )
     if not reasons:
         return None
-    measured = f"{value:.4g} ± {error:.2g}" if _number(value) and error is not None else f"{value}"
+    measured = with_error(value, error) if _number(value) and error is not None else f"{value}"
     return (
         f"the test split is too small to support {name}: {name} = {measured} from n = {n} test "
         f"samples ({'; '.join(reasons)}); use a larger test split (n_test, or more images in --data)"
@@ -121,8 +121,8 @@ def _fmt(value: Any) -> str:
 
 def with_error(value: float, error: float) -> str:
     """``value ± error``, the error to two significant digits and the value to the same decimals."""
-    if not error > 0:
-        return f"{value:.4g} ± 0"
+    if not error > 0:  # e.g. every resample scored the same: the value to 3 decimals, like its peers
+        return f"{value:.3f} ± 0" if abs(value) < 1e4 else f"{value:.4g} ± 0"
     decimals = 1 - math.floor(math.log10(error))
     if decimals > 8:
         return f"{value:.4g} ± {error:.2g}"

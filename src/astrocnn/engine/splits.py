@@ -182,7 +182,7 @@ def open_labelled(task: Task, config: RunConfig, path: str | None = None) -> Dat
     path = path or config.data
     dataset = load_labelled(
         path, in_channels=task.in_channels, spatial_dims=task.spatial_dims, images_key=config.images_key,
-        labels_key=config.labels_key, class_names=task.class_names,
+        labels_key=config.labels_key, class_names=task.class_names, nan_policy=config.nan_policy,
     )  # fmt: skip
     check_labelled(task, dataset, path)
     return dataset
@@ -229,7 +229,7 @@ def record_data(config: RunConfig) -> RunConfig:
     from astrocnn.data.datasets import labelled_file
 
     path = Path(config.data).expanduser().resolve()
-    digest = file_sha256(labelled_file(path)) if _is_labelled(config) else file_sha256(path)
+    digest = csv_sha256(labelled_file(path)) if _is_labelled(config) else file_sha256(path)
     if config.data_sha256 and config.data_sha256 != digest:
         from astrocnn.engine.run import rank_zero_warn_line
 
@@ -242,17 +242,35 @@ def _is_labelled(config: RunConfig) -> bool:
     return path.is_dir() or path.suffix.lower() == ".csv"
 
 
-def file_sha256(path: Path) -> str:
+def file_sha256(path: Path, digest=None) -> str:
+    """SHA-256 of the file's bytes (added to ``digest`` where one is given)."""
     from astrocnn.data.readers import DataError, check_file
 
     check_file(path)
-    digest = hashlib.sha256()
+    digest = digest or hashlib.sha256()
     try:
         with open(path, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
     except OSError as error:
         raise DataError(f"{path}: cannot read ({error.strerror})") from None
+    return digest.hexdigest()
+
+
+def csv_sha256(path: Path) -> str:
+    """SHA-256 of a labelled CSV and of every image file it lists, in order: an image replaced
+    under the same name changes it too."""
+    from astrocnn.data.datasets import read_csv_rows
+
+    digest = hashlib.sha256()
+    file_sha256(path, digest)
+    for line, row in read_csv_rows(path)[1]:
+        name = row["file"].strip()
+        if not name or not (path.parent / name).is_file():  # as the dataset itself says it
+            from astrocnn.data.readers import DataError
+
+            raise DataError(f"{path}: line {line}: file {name!r} does not exist in {path.parent}")
+        file_sha256(path.parent / name, digest)
     return digest.hexdigest()
 
 

@@ -120,6 +120,8 @@ def _holds_run(run_dir: Path) -> bool:
 
 def _prepare(config: RunConfig) -> tuple[Path, RunConfig]:
     run_dir = _run_dir(config)
+    if config.data is not None:  # compared and stored as the file itself, however it was typed
+        config = dataclasses.replace(config, data=str(Path(config.data).expanduser().resolve()))
     if config.resume:
         saved = load_run(run_dir).config  # raises RunError when there is nothing to resume
         changed = {

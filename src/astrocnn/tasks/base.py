@@ -94,6 +94,8 @@ class Task(ABC):
     #: The metric the demo table shows, and whether larger is better.
     headline: ClassVar[tuple[str, bool]]
     class_names: ClassVar[tuple[str, ...]] = ()
+    #: Names of the values a regression predicts (CSV columns of ``predict``); default value0, ...
+    output_names: ClassVar[tuple[str, ...]] = ()
     #: Samples per independently seeded chunk of the generator, generated in parallel
     #: processes (``--workers``); None: one call (the generator parallelises itself, or not at all).
     chunk_size: ClassVar[int | None] = None

@@ -10,11 +10,14 @@ regression targets are standardised the same way for the loss and returned in th
 from __future__ import annotations
 
 import math
+import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from matplotlib.colors import ListedColormap
 from scipy import ndimage
 from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.metrics import accuracy_score, f1_score, log_loss, r2_score
@@ -51,14 +54,16 @@ def _numbers(value: Any, kind: type, name: str) -> list:
 def layout_of(image_shape: tuple[int, ...], spatial_dims: int | None) -> tuple[int, int, tuple[int, ...]]:
     """(spatial_dims, channels, spatial size) of one stored image.
 
-    (L), (H, W), (D, H, W) without a channel axis when ``spatial_dims`` says so; otherwise a
-    stored 3-axis image is (C, H, W) when its first axis is at most 8 long, (H, W, C) when its
-    last is at most 4 (PNG/JPEG colour), else a single-channel volume (D, H, W); 2 axes are a
-    single-channel (H, W) image, 4 axes a (C, D, H, W) volume."""
+    One axis is a 1-D signal (L). Without ``spatial_dims``: 2 axes are a single-channel (H, W)
+    image; 3 axes are (C, H, W) when the first is at most 8 long, (H, W, C) when the last is at
+    most 4 (PNG/JPEG colour), else a single-channel volume (D, H, W); 4 axes a (C, D, H, W)
+    volume. With ``spatial_dims``, a channel axis is present when there is one axis more."""
     shape = tuple(int(n) for n in image_shape)
     rank = len(shape)
     if spatial_dims is None:
-        if rank == 2:
+        if rank == 1:
+            spatial_dims = 1
+        elif rank == 2:
             spatial_dims = 2
         elif rank == 3:
             spatial_dims = 2 if shape[0] <= 8 or shape[-1] <= 4 else 3
@@ -267,6 +272,16 @@ class _Classes(_FromData):
             options["classes"] = names
         if len(options["classes"]) < 2:
             raise OptionError(f"{info.path}: the labels hold one class only ({options['classes'][0]})")
+        if not info.text_labels:
+            empty = sorted(set(range(len(options["classes"]))) - {int(v) for v in info.values})
+            if empty:
+                from astrocnn.engine.run import rank_zero_warn_line
+
+                missing = ", ".join(options["classes"][k] for k in empty)
+                rank_zero_warn_line(
+                    f"{info.path}: no image has class {missing} (the labels run from 0 to "
+                    f"{len(options['classes']) - 1}); the network keeps an output for it"
+                )
         return options
 
 
@@ -289,9 +304,9 @@ class Classify(_Classes):
         probs = np.clip(prediction, 1e-12, None)
         return {
             "accuracy": float(accuracy_score(test.y, labels)),
-            "f1_macro": float(
-                f1_score(test.y, labels, average="macro", labels=list(range(k)), zero_division=0)
-            ),
+            # over the classes present in the labels or the predictions: a class no test image
+            # has and no prediction names would count as 0 and drag the mean down
+            "f1_macro": float(f1_score(test.y, labels, average="macro", zero_division=0)),
             "log_loss": float(
                 log_loss(test.y, probs / probs.sum(axis=1, keepdims=True), labels=list(range(k)))
             ),
@@ -305,7 +320,9 @@ class Classify(_Classes):
         return probs
 
     def plots(self, results, test, predictions, out: Path, networks) -> None:
-        plotting.confusion_matrices(test.y, predictions, self.class_names, out / "confusion.png")
+        plotting.confusion_matrices(
+            test.y, predictions, self.class_names, out / "confusion.png", baseline_name=self.baseline_name
+        )
         if self.spatial_dims == 2:
             plotting.examples(
                 test.x[:, 0], test.y, predictions["cnn"], self.class_names, out / "examples.png"
@@ -319,15 +336,29 @@ class Regress(_FromData):
     description = "your own images with one or more real values each (shape from --data)"
     baseline_name = "ridge regression on block-averaged pixels"
     headline = ("rmse", False)
-    option_names = (*_FromData.option_names, "outputs", "target_mean", "target_std")
+    option_names = (*_FromData.option_names, "outputs", "names", "target_mean", "target_std")
     label_contract = (
         "one or more real values per image: HDF5 dataset 'targets' or 'labels' (--labels-key) of "
         "shape (N,) or (N, K), or CSV columns besides 'file' (one value per column)"
     )
 
-    def __init__(self, *, outputs: Any = None, target_mean: Any = None, target_std: Any = None, **options):
+    def __init__(
+        self,
+        *,
+        outputs: Any = None,
+        names: Any = None,
+        target_mean: Any = None,
+        target_std: Any = None,
+        **options: Any,
+    ):
         super().__init__(**options)
         self.outputs = int(outputs) if outputs is not None else 1
+        given = names.split(",") if isinstance(names, str) else list(names or [])
+        self.output_names = tuple(str(n).strip() for n in given) or (
+            ("value",) if self.outputs == 1 else tuple(f"value{k}" for k in range(self.outputs))
+        )
+        if len(self.output_names) != self.outputs:
+            raise ValueError(f"names {', '.join(self.output_names)} are not {self.outputs} value names")
         self.target_mean = _numbers(target_mean, float, "target_mean")
         self.target_std = _numbers(target_std, float, "target_std")
 
@@ -339,6 +370,7 @@ class Regress(_FromData):
         return {
             **super().options(),
             "outputs": self.outputs,
+            "names": list(self.output_names),
             "target_mean": self.target_mean,
             "target_std": self.target_std,
         }
@@ -353,6 +385,8 @@ class Regress(_FromData):
                 f"{info.path}: regress takes a value or a vector per image, not {info.label_shape}"
             )
         options["outputs"] = info.label_shape[0] if info.label_shape else 1
+        if len(info.value_names) == options["outputs"]:
+            options["names"] = list(info.value_names)
         return options
 
     def with_statistics(self, x: np.ndarray, y: np.ndarray | None = None) -> dict[str, Any]:
@@ -383,15 +417,17 @@ class Regress(_FromData):
         return f"per output k: output[k] * {std.tolist()}[k] + {mean.tolist()}[k] (targets were standardised)"
 
     def metrics(self, prediction: np.ndarray, test: ArraySplit) -> dict[str, Any]:
+        """RMSE, MAE, bias and R^2 in the targets' units; with several values per image, each per
+        value (``rmse_<name>``, ...) and R^2 averaged over them, never an error pooled across units."""
         truth = np.asarray(test.y, dtype=np.float64).reshape(len(test), -1)
         pred = np.asarray(prediction, dtype=np.float64).reshape(len(test), -1)
-        error = pred - truth
-        return {
-            "rmse": float(np.sqrt(np.mean(error**2))),
-            "mae": float(np.mean(np.abs(error))),
-            "bias": float(np.mean(error)),
-            "r2": float(r2_score(truth, pred)) if len(test) > 1 else float("nan"),
-        }
+        if self.outputs == 1:
+            return _regression_metrics(truth[:, 0], pred[:, 0])
+        result: dict[str, Any] = {}
+        for k, name in enumerate(self.output_names):
+            result.update({f"{m}_{name}": v for m, v in _regression_metrics(truth[:, k], pred[:, k]).items()})
+        result["r2"] = float(np.mean([result[f"r2_{name}"] for name in self.output_names]))
+        return result
 
     def baseline(self, train: ArraySplit, test: ArraySplit) -> np.ndarray:
         model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 4, 15)))
@@ -399,9 +435,24 @@ class Regress(_FromData):
         return model.predict(self._pixels(self.preprocess(test.x))).reshape(len(test), self.outputs)
 
     def plots(self, results, test, predictions, out: Path, networks) -> None:
-        truth = np.asarray(test.y).reshape(len(test), -1)[:, 0]
-        predicted = {m: np.asarray(p).reshape(len(test), -1)[:, 0] for m, p in predictions.items()}
-        predicted_vs_true(truth, predicted, out / "predicted_vs_true.png")
+        truth = np.asarray(test.y).reshape(len(test), -1)
+        for k, name in enumerate(self.output_names):
+            predicted = {
+                plotting.method_label(m, self.baseline_name): np.asarray(p).reshape(len(test), -1)[:, k]
+                for m, p in predictions.items()
+            }
+            suffix = "" if self.outputs == 1 else f"_{name}"
+            predicted_vs_true(truth[:, k], predicted, out / f"predicted_vs_true{suffix}.png", name)
+
+
+def _regression_metrics(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    error = pred - truth
+    return {
+        "rmse": float(np.sqrt(np.mean(error**2))),
+        "mae": float(np.mean(np.abs(error))),
+        "bias": float(np.mean(error)),
+        "r2": float(r2_score(truth, pred)) if len(truth) > 1 else float("nan"),
+    }
 
 
 def _image_mlp(task: _FromData, channels_out: int) -> nn.Module:
@@ -487,7 +538,10 @@ class Segment(_Classes):
         return np.moveaxis(probs.reshape(len(test), *self.input_size, self.num_outputs), -1, 1)
 
     def plots(self, results, test, predictions, out: Path, networks) -> None:
-        image_examples(test.x, np.asarray(test.y), predictions, out / "examples.png", classes=True)
+        image_examples(
+            test.x, np.asarray(test.y), predictions, out / "examples.png", classes=self.class_names,
+            baseline_name=self.baseline_name,
+        )  # fmt: skip
 
 
 @register_task
@@ -564,22 +618,26 @@ class Restore(_FromData):
         return self._median(np.asarray(test.x, dtype=np.float32), min(errors, key=errors.get))
 
     def plots(self, results, test, predictions, out: Path, networks) -> None:
-        image_examples(test.x, np.asarray(test.y), predictions, out / "examples.png", classes=False)
+        image_examples(
+            test.x, np.asarray(test.y), predictions, out / "examples.png", baseline_name=self.baseline_name
+        )
 
 
 # ---- figures ---------------------------------------------------------------------------------------
 
 
-def predicted_vs_true(truth: np.ndarray, predicted: dict[str, np.ndarray], path: Path) -> None:
-    """Each method's prediction against the true value, with the diagonal."""
+def predicted_vs_true(
+    truth: np.ndarray, predicted: dict[str, np.ndarray], path: Path, name: str = "value"
+) -> None:
+    """Each method's prediction of ``name`` against its true value, with the diagonal."""
     fig, axes = plotting.plt.subplots(1, len(predicted), figsize=(3.6 * len(predicted), 3.4), squeeze=False)
     low, high = float(np.min(truth)), float(np.max(truth))
     for ax, (method, values) in zip(axes[0], predicted.items(), strict=True):
         ax.scatter(truth, values, s=6, alpha=0.5)
         ax.plot([low, high], [low, high], color="black", lw=1)
         ax.set_title(method)
-        ax.set_xlabel("true")
-        ax.set_ylabel("predicted")
+        ax.set_xlabel(f"true {name}")
+        ax.set_ylabel(f"predicted {name}")
     plotting.save(fig, path)
 
 
@@ -592,24 +650,43 @@ def _picture(image: np.ndarray) -> np.ndarray:
 
 
 def image_examples(
-    x: np.ndarray, y: np.ndarray, predictions: dict[str, np.ndarray], path: Path, *, classes: bool
+    x: np.ndarray,
+    y: np.ndarray,
+    predictions: dict[str, np.ndarray],
+    path: Path,
+    *,
+    classes: Sequence[str] = (),
+    baseline_name: str = "",
 ) -> None:
-    """Three test images: the input, the truth and every method's output (argmax for classes)."""
-    columns = ["input", "truth", *predictions]
+    """Three test images: the input, the truth and every method's output. Masks share one colour
+    per class (a legend names them); restored images share the truth's colour scale."""
+    labels = [plotting.method_label(m, baseline_name) for m in predictions]
+    columns = ["input", "truth", *labels]
     rows = min(3, len(x))
     fig, axes = plotting.plt.subplots(
-        rows, len(columns), figsize=(2.4 * len(columns), 2.4 * rows), squeeze=False
+        rows, len(columns), figsize=(2.6 * len(columns), 2.6 * rows), squeeze=False
     )
+    # one distinct colour per class (tab10's first K; tab20 beyond ten classes)
+    palette = plotting.plt.get_cmap("tab10" if len(classes) <= 10 else "tab20").colors
+    cmap = ListedColormap(palette[: max(len(classes), 1)]) if classes else None
     for i in range(rows):
         truth = y[i][None] if classes else y[i]
-        panels = [x[i], truth] + [
-            p[i].argmax(axis=0)[None] if classes else p[i] for p in predictions.values()
-        ]
-        for j, (ax, panel) in enumerate(zip(axes[i], panels, strict=True)):
-            cmap = "tab10" if classes and j else "magma"
+        outputs = [p[i].argmax(axis=0)[None] if classes else p[i] for p in predictions.values()]
+        scale = (
+            {"cmap": cmap, "vmin": -0.5, "vmax": len(classes) - 0.5}
+            if classes
+            else {"cmap": "magma", "vmin": float(np.min(truth)), "vmax": float(np.max(truth))}
+        )
+        for j, (ax, panel) in enumerate(zip(axes[i], [x[i], truth, *outputs], strict=True)):
             picture = _picture(np.asarray(panel, dtype=np.float32))
-            ax.imshow(picture, cmap=cmap, origin="lower", interpolation="nearest")
+            style = {"cmap": "magma"} if j == 0 else scale
+            ax.imshow(picture, origin="lower", interpolation="nearest", **style)
             ax.set_axis_off()
             if i == 0:
-                ax.set_title(columns[j], fontsize=9)
+                ax.set_title(textwrap.fill(columns[j], 26), fontsize=9)
+    if classes:
+        from matplotlib.patches import Patch
+
+        handles = [Patch(color=cmap(k), label=name) for k, name in enumerate(classes)]
+        fig.legend(handles=handles, loc="lower center", ncol=min(len(classes), 6), frameon=False)
     plotting.save(fig, path)
