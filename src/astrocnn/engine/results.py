@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import time
 import warnings
 from collections.abc import Collection
 from pathlib import Path
@@ -34,9 +33,6 @@ from astrocnn.tasks.base import ArraySplit
 #: reproducible: ``astrocnn evaluate`` recomputes them exactly).
 BOOTSTRAP = 200
 BOOTSTRAP_SEED = 0
-#: Where the fastest of the first ``TIMED_CALLS`` evaluations of ``task.metrics`` takes longer
-#: than this (seconds), the bootstrap is abandoned.
-MAX_METRICS_SECONDS, TIMED_CALLS = 0.05, 3
 #: Metadata that fix a test set's design (the Ising generator draws a set number of
 #: configurations at each lattice size and temperature): resamples keep every such cell's size.
 STRATA = ("size", "temperature")
@@ -133,23 +129,19 @@ def standard_errors(
     plan = resample_plan(test)
     rng = np.random.default_rng(BOOTSTRAP_SEED)
     replicates: list[dict[str, Any]] = []
-    seconds = []
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore")
-        for k in range(BOOTSTRAP):
-            idx = resample(plan, n, rng)
-            start = time.perf_counter()
-            try:
-                replicates.append(task.metrics(prediction[idx], subset(test, idx)))
-            except Exception:  # a degenerate resample (one class left, say): counts as not finite
-                replicates.append({})
-            seconds.append(time.perf_counter() - start)
-            # the fastest of the first calls: a busy machine should not change what is computed
-            if k == TIMED_CALLS - 1 and min(seconds) > MAX_METRICS_SECONDS:
-                replicates = []
-                break
+    # a task whose metrics are themselves expensive (a T_c fit with its own bootstrap) says so;
+    # decided by the task, never by a clock, so that the same run always reports the same errors
+    if task.resample_metrics:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            for _ in range(BOOTSTRAP):
+                idx = resample(plan, n, rng)
+                try:
+                    replicates.append(task.metrics(prediction[idx], subset(test, idx)))
+                except Exception:  # a degenerate resample (one class left, say): not finite
+                    replicates.append({})
     errors: dict[str, float] = {}
-    if not replicates:  # too slow to resample: the binomial error of a fraction of all n samples
+    if not replicates:  # not resampled: the binomial error of a fraction of all n samples
         p = values.get("accuracy")
         if "accuracy" in scalars and 0 <= p <= 1:
             errors["accuracy"] = math.sqrt(p * (1 - p) / n)

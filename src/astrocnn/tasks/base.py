@@ -96,6 +96,9 @@ class Task(ABC):
     class_names: ClassVar[tuple[str, ...]] = ()
     #: Names of the values a regression predicts (CSV columns of ``predict``); default value0, ...
     output_names: ClassVar[tuple[str, ...]] = ()
+    #: Whether the standard errors of the metrics come from resampling the test split (200 calls
+    #: of :meth:`metrics`); a task whose metrics are a costly fit sets False (binomial errors).
+    resample_metrics: ClassVar[bool] = True
     #: Samples per independently seeded chunk of the generator, generated in parallel
     #: processes (``--workers``); None: one call (the generator parallelises itself, or not at all).
     chunk_size: ClassVar[int | None] = None
