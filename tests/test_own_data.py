@@ -458,3 +458,35 @@ def test_the_checksum_of_a_csv_covers_its_images(tmp_path):
     before = csv_sha256(tmp_path / "index.csv")
     np.save(tmp_path / "1.npy", np.ones((4, 4), np.float32))
     assert csv_sha256(tmp_path / "index.csv") != before
+
+
+def test_exported_generic_model_runs_elsewhere_on_raw_images_like_cli_predict(
+    classify_run, own_file, tmp_path, capsys
+):
+    """The per-channel standardisation learned from the user's file is inside the graph."""
+    import shutil
+
+    import onnxruntime as ort
+
+    assert (
+        main(["export", str(classify_run.path), "--format", "onnx", "--out", str(tmp_path / "export")]) == 0
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(tmp_path / "export" / "model.onnx", elsewhere / "model.onnx")
+    shutil.rmtree(tmp_path / "export")
+    raw = h5py.File(own_file)["images"][:8][:, None].astype(np.float32)
+    np.save(tmp_path / "raw.npy", raw)
+    assert (
+        main(["predict", str(classify_run.path), str(tmp_path / "raw.npy"), "--out", str(tmp_path / "p.csv")])
+        == 0
+    )
+    with open(tmp_path / "p.csv") as handle:
+        import csv as csv_module
+
+        rows = list(csv_module.DictReader(handle))
+    from_cli = np.array([[float(r[f"p_{name}"]) for name in CLASSES] for r in rows])
+    session = ort.InferenceSession(str(elsewhere / "model.onnx"))
+    from_onnx = session.run(["output"], {"image": raw})[0]
+    np.testing.assert_allclose(from_onnx, from_cli, atol=1e-5)  # the CSV holds 6 significant digits
+    np.testing.assert_allclose(from_onnx, classify_run.predict(raw), atol=1e-4)
