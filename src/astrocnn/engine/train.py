@@ -276,7 +276,12 @@ class EpochLines(Callback):
         stage_line(f"{self.task}: training {self.which} ({self.model}) for {trainer.max_epochs} epochs")
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        logged = trainer.callback_metrics
+        # Lightning calls this before the module's own hook, which logs the epoch's training loss:
+        # that is read from the module's running sums (validation was logged already)
+        logged = dict(trainer.callback_metrics)
+        sums = getattr(pl_module, "_sums", {}).get("train")
+        if sums is not None and float(sums[1]) > 0:
+            logged["train_loss_epoch"] = sums[0] / sums[1]
         losses = ", ".join(
             f"{key} {float(logged[key]):.4g}"
             for key in ("train_loss_epoch", "val_loss", "val_acc")
