@@ -162,6 +162,23 @@ def tasks_command(name: str | None) -> None:
 @click.option("--precision", help="32-true, 16-mixed, bf16-mixed, 64-true.  [default: 32-true]")
 @click.option("--num-workers", type=int, help="Data-loading worker processes.  [default: 0]")
 @click.option(
+    "--compile",
+    "compile_",
+    type=click.Choice(["auto", "yes", "no"]),
+    help="torch.compile the network: auto compiles on a GPU only.  [default: auto]",
+)
+@click.option(
+    "--compile-mode",
+    type=click.Choice(["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]),
+    help="torch.compile's mode.  [default: reduce-overhead under 5 M parameters on a GPU, else default]",
+)
+@click.option(
+    "--data-on-device",
+    type=click.Choice(["auto", "yes", "no"]),
+    help="Move in-memory data to the accelerator once and draw batches there by index (auto: when "
+    "they take at most half its free memory; no: per-sample loading).  [default: auto]",
+)
+@click.option(
     "--workers",
     type=click.IntRange(min=1),
     help="Processes generating the built-in data (same data for any count).  [default: every core]",
@@ -202,6 +219,7 @@ def train_command(
 
     task = task_from_config(task, config_file, flags.get("out"), resume)
     get_task_checked(task)
+    flags["compile"] = flags.pop("compile_")
     flags.update(
         train_mlp=False if no_mlp else None,
         baseline=False if no_baseline else None,
@@ -234,13 +252,18 @@ def parse_task_options(items: tuple[str, ...]) -> dict[str, str]:
 )
 @click.option("--images-key", help="HDF5 dataset of the images in --data.  [default: the run's]")
 @click.option("--labels-key", help="HDF5 dataset or CSV column of the labels.  [default: the run's]")
-def evaluate_command(run_dir: str, data: str | None, images_key: str | None, labels_key: str | None) -> None:
+@click.option(
+    "--compile", "compile_", is_flag=True, help="torch.compile the networks first (for large test sets)."
+)
+def evaluate_command(
+    run_dir: str, data: str | None, images_key: str | None, labels_key: str | None, compile_: bool
+) -> None:
     """Recompute a run's metrics."""
     from astrocnn.engine.evaluate import evaluate_run
     from astrocnn.engine.run import load_run
 
     run = load_run(run_dir)
-    metrics = evaluate_run(run, data, images_key=images_key, labels_key=labels_key)
+    metrics = evaluate_run(run, data, images_key=images_key, labels_key=labels_key, compile=compile_)
     print_results(metrics, where=f"{data}" if data else "test split", task=run.task)
 
 
@@ -266,6 +289,9 @@ def evaluate_command(run_dir: str, data: str | None, images_key: str | None, lab
 @click.option(
     "--stride", type=click.IntRange(min=1), help="Pixels between windows with --tile.  [default: the window]"
 )
+@click.option(
+    "--compile", "compile_", is_flag=True, help="torch.compile the network first (for many images)."
+)
 def predict_command(
     run_dir: str,
     inputs: tuple[str, ...],
@@ -275,6 +301,7 @@ def predict_command(
     nan_policy: str,
     tile: bool,
     stride: int | None,
+    compile_: bool,
 ) -> None:
     """Apply a trained network to FITS, HDF5, NPY/NPZ or PNG/JPEG files."""
     from pathlib import Path
@@ -292,6 +319,7 @@ def predict_command(
         nan_policy=nan_policy,
         tile=tile,
         stride=stride,
+        compile=compile_,
     )
     click.echo(f"wrote {path}")
 

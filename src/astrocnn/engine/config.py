@@ -18,6 +18,7 @@ from astrocnn.errors import OptionError, did_you_mean
 
 PRECISIONS = ("32-true", "32", "16-mixed", "bf16-mixed", "64-true", "64")
 STRATEGIES = ("auto", "ddp", "ddp_spawn", "fsdp", "deepspeed")
+COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 
 
@@ -45,6 +46,9 @@ class RunConfig:
     precision: str = "32-true"
     num_workers: int = 0
     workers: int | None = None  # processes generating the data; None: every core available
+    data_on_device: str = "auto"  # in-memory data moved once to the accelerator: auto, yes, no
+    compile: str = "auto"  # torch.compile the network: auto (on a GPU), yes, no
+    compile_mode: str | None = None  # torch.compile's mode; None: chosen by the network's size
     n_train: int | None = None
     n_val: int | None = None
     n_test: int | None = None
@@ -125,13 +129,16 @@ def validate(config: RunConfig, source: str = "configuration") -> RunConfig:
         raise OptionError(f"{source}: num_workers must not be negative, got {config.num_workers}")
     for key, allowed in (
         ("nan_policy", ("error", "median", "zero")),
+        ("data_on_device", ("auto", "yes", "no")),
+        ("compile", ("auto", "yes", "no")),
+        ("compile_mode", COMPILE_MODES),
         ("precision", PRECISIONS),
         ("strategy", STRATEGIES),
         ("accelerator", ACCELERATORS),
     ):
         if getattr(config, key) not in allowed:
             raise OptionError(
-                f"{source}: {key} must be one of {', '.join(allowed)}, got {getattr(config, key)!r}"
+                f"{source}: {key} must be one of {', '.join(map(str, allowed))}, got {getattr(config, key)!r}"
             )
     return config
 

@@ -28,7 +28,12 @@ def _training_data(run: Run):
 
 
 def evaluate_run(
-    run: Run, data: str | None = None, *, images_key: str | None = None, labels_key: str | None = None
+    run: Run,
+    data: str | None = None,
+    *,
+    images_key: str | None = None,
+    labels_key: str | None = None,
+    compile: bool = False,
 ) -> dict[str, Any]:
     """Metrics of every trained network of ``run`` and of the baseline, in metrics.json's shape.
 
@@ -46,5 +51,9 @@ def evaluate_run(
         test = materialise(task, open_labelled(task, config, str(data)))
         baseline_train = _training_data(run)
     members = {which: run.members(which) for which in METHODS if run.has(which)}
+    if compile:  # the compiled networks share the eager ones' parameters
+        import torch
+
+        members = {which: [torch.compile(m) for m in nets] for which, nets in members.items()}
     results, _ = evaluate_methods(run.config, run.task, test, baseline_train, members)
     return {"task": run.task.name, "results": results}

@@ -8,7 +8,7 @@ from collections import Counter
 import lightning as L
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, SequentialSampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset, SequentialSampler, TensorDataset
 
 from astrocnn.engine.sampling import EpochSeededSampler, GroupedBatchSampler
 from astrocnn.errors import AstroCNNError
@@ -26,9 +26,22 @@ AUX_WEIGHT = 0.3
 class TaskModule(L.LightningModule):
     """Trains ``model`` on ``task``'s loss with AdamW and a cosine learning-rate schedule."""
 
-    def __init__(self, model: nn.Module, task: Task, *, lr: float, weight_decay: float, epochs: int):
+    def __init__(
+        self,
+        model: nn.Module,
+        task: Task,
+        *,
+        lr: float,
+        weight_decay: float,
+        epochs: int,
+        compile_mode: str | None = None,
+    ):
         super().__init__()
         self.model = model
+        # the compiled network is kept beside the module, not registered in it: checkpoints,
+        # resume and export see the plain network's parameters, without the compiler's prefix
+        compiled = torch.compile(model, mode=compile_mode) if compile_mode else model
+        object.__setattr__(self, "network", compiled)
         self.task = task
         self.lr = lr
         self.weight_decay = weight_decay
@@ -36,7 +49,7 @@ class TaskModule(L.LightningModule):
         self._sums: dict[str, torch.Tensor] = {}  # per stage: loss sum, samples, correct
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+        return self.network(x)
 
     def _step(self, batch, stage: str) -> torch.Tensor:
         x, y = batch
@@ -47,7 +60,7 @@ class TaskModule(L.LightningModule):
             out, aux = self.model.forward_with_aux(x)
             loss = self.task.loss(out, y) + AUX_WEIGHT * sum(self.task.loss(a, y) for a in aux)
         else:
-            out = self.model(x)
+            out = self.network(x)
             loss = self.task.loss(out, y)
         if stage == "train" and not torch.isfinite(loss):
             raise TrainingDiverged(
@@ -111,12 +124,55 @@ class TaskModule(L.LightningModule):
 
 
 class DataModule(L.LightningDataModule):
-    """Train and validation loaders over datasets the engine prepared."""
+    """Train and validation loaders over datasets the engine prepared.
 
-    def __init__(self, train: Dataset, val: Dataset, *, batch_size: int, num_workers: int, seed: int):
+    Data held as tensors in memory (what the generators make) are served whole batches at a
+    time by index (:class:`IndexBatches`), with no per-sample collation, and with
+    ``data_on_device`` moved once to the accelerator, where the batches are then drawn; the
+    order is the host path's for the same seed. Several processes (DDP), images of several sizes
+    and files read lazily keep the per-sample DataLoader."""
+
+    def __init__(
+        self,
+        train: Dataset,
+        val: Dataset,
+        *,
+        batch_size: int,
+        num_workers: int,
+        seed: int,
+        data_on_device: str = "auto",
+        processes: int = 1,
+    ):
         super().__init__()
         self.train, self.val = train, val
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
+        self.data_on_device, self.processes = data_on_device, processes
+
+    def setup(self, stage: str) -> None:
+        trainer = getattr(self, "trainer", None)
+        device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+        if device.type != "cpu" and self._by_index(self.train) and self._to_device(device):
+            self.train, self.val = (
+                TensorDataset(*(t.to(device) for t in d.tensors)) if isinstance(d, TensorDataset) else d
+                for d in (self.train, self.val)
+            )
+
+    def _to_device(self, device: torch.device) -> bool:
+        """``data_on_device``: "yes", "no", or "auto": when the data take at most half of the
+        accelerator's free memory."""
+        if self.data_on_device != "auto":
+            return self.data_on_device == "yes"
+        size = sum(
+            t.nbytes for d in (self.train, self.val) if isinstance(d, TensorDataset) for t in d.tensors
+        )
+        try:
+            free, _ = torch.cuda.mem_get_info(device)
+        except Exception:  # not a CUDA device, or no way to ask: keep the host path
+            return False
+        return size <= free / 2
+
+    def _by_index(self, dataset: Dataset) -> bool:
+        return isinstance(dataset, TensorDataset) and self.processes == 1 and self.data_on_device != "no"
 
     def _loader(self, dataset: Dataset, *, train: bool) -> DataLoader:
         workers = {"num_workers": self.num_workers, "persistent_workers": self.num_workers > 0}
@@ -130,6 +186,10 @@ class DataModule(L.LightningDataModule):
             drop_last = drop_last and min(Counter(dataset.groups).values()) > self.batch_size
             batches = GroupedBatchSampler(sampler, self.batch_size, drop_last)
             return DataLoader(dataset, batch_sampler=batches, **workers)
+        if self._by_index(dataset):  # whole batches by index: the same batches, no collation
+            return DataLoader(
+                dataset, sampler=IndexBatches(sampler, self.batch_size, drop_last), batch_size=None
+            )
         return DataLoader(dataset, self.batch_size, sampler=sampler, drop_last=drop_last, **workers)
 
     def train_dataloader(self) -> DataLoader:
@@ -137,3 +197,12 @@ class DataModule(L.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val, train=False)
+
+
+class IndexBatches(BatchSampler):
+    """The index lists of the batches the per-sample path would make, each fetched at once
+    (``TensorDataset[list]`` gathers the whole batch); Lightning's epoch reaches the sampler."""
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)

@@ -42,6 +42,7 @@ def predict_files(
     nan_policy: str = "error",
     tile: bool = False,
     stride: int | None = None,
+    compile: bool = False,
 ) -> Path:
     """Predict every image of ``inputs`` into ``out`` (a CSV of classes or values, or an image
     file). Images must have the size the network was trained on, unless ``tile``: then every
@@ -59,6 +60,10 @@ def predict_files(
     if tile and image_output:
         raise OptionError(f"--tile: {task.name} maps images to images of the same size and needs no tiling")
     model = run.model(which)
+    if compile:
+        import torch
+
+        model = torch.compile(model)
     # read everything first: a bad file fails before anything is written
     images = [read_image(p, hdu=hdu, dataset=dataset, nan_policy=nan_policy) for p in inputs]
     batches = [_batch(image, run) for image in images]
