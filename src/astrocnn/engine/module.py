@@ -174,8 +174,18 @@ class DataModule(L.LightningDataModule):
     def _by_index(self, dataset: Dataset) -> bool:
         return isinstance(dataset, TensorDataset) and self.processes == 1 and self.data_on_device != "no"
 
+    def _pinned(self) -> bool:
+        """Host batches bound for a CUDA device go through pinned memory (Lightning then copies
+        them without blocking)."""
+        trainer = getattr(self, "trainer", None)
+        return trainer is not None and trainer.strategy.root_device.type == "cuda"
+
     def _loader(self, dataset: Dataset, *, train: bool) -> DataLoader:
-        workers = {"num_workers": self.num_workers, "persistent_workers": self.num_workers > 0}
+        workers = {
+            "num_workers": self.num_workers,
+            "persistent_workers": self.num_workers > 0,
+            "pin_memory": self._pinned(),
+        }
         drop_last = train and len(dataset) > self.batch_size  # no 1-image batch for batch norm
         if train:
             sampler = EpochSeededSampler(dataset, self.seed)
@@ -187,8 +197,12 @@ class DataModule(L.LightningDataModule):
             batches = GroupedBatchSampler(sampler, self.batch_size, drop_last)
             return DataLoader(dataset, batch_sampler=batches, **workers)
         if self._by_index(dataset):  # whole batches by index: the same batches, no collation
+            on_device = isinstance(dataset, TensorDataset) and dataset.tensors[0].device.type != "cpu"
             return DataLoader(
-                dataset, sampler=IndexBatches(sampler, self.batch_size, drop_last), batch_size=None
+                dataset,
+                sampler=IndexBatches(sampler, self.batch_size, drop_last),
+                batch_size=None,
+                pin_memory=self._pinned() and not on_device,
             )
         return DataLoader(dataset, self.batch_size, sampler=sampler, drop_last=drop_last, **workers)
 
