@@ -550,6 +550,13 @@ class Restore(_FromData):
     kind = TaskKind.RESTORATION
     description = "your own image pairs: degraded in, clean out, same size (shape from --data)"
     baseline_name = "median filter (size chosen on the training split)"
+    metric_notes: ClassVar[dict[str, tuple[str, bool | None]]] = {
+        "psnr": (
+            "peak signal-to-noise ratio in dB, 10 log10(peak^2 / MSE), the peak being the range "
+            "(max - min) of the true images of the test split",
+            True,
+        )
+    }
     headline = ("rmse", False)
     label_contract = (
         "a target image per image: HDF5 dataset 'targets' or 'labels' (--labels-key) shaped like "
