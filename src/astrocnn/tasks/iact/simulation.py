@@ -1,0 +1,296 @@
+"""astrocnn's own Monte Carlo of Cherenkov-telescope images of gamma-ray and proton showers.
+
+A deliberately compact model whose ingredients are the physics the real analyses rely on:
+
+- **Primaries**: gamma rays and protons, energies from a power law dN/dE ~ E^-index over
+  ``energy_range`` TeV, vertical showers whose core falls uniformly over a disc of ``max_impact``
+  metres around the telescope; gamma rays come from the source, a small random offset from the
+  camera centre; protons arrive isotropically within ``proton_cone`` degrees (the diffuse
+  background), so their images do not point at the source.
+- **Longitudinal development** in an isothermal atmosphere (X(h) = 1030 g/cm^2 exp(-h / 8.4 km),
+  observation level ``altitude``): electromagnetic showers follow Greisen's profile in radiation
+  lengths (X0 = 36.7 g/cm^2, critical energy 84 MeV) from a first interaction exponentially
+  distributed with mean 9/7 X0; hadronic showers follow Gaisser-Hillas (lambda = 70 g/cm^2) from a
+  first interaction with mean 80 g/cm^2 and a depth of maximum with 40 g/cm^2 fluctuations, and
+  carry electromagnetic sub-showers displaced from the axis and, at random, a muon whose
+  Cherenkov light makes a ring or an arc.
+- **Light**: Cherenkov yield along the shower proportional to the number of particles times the
+  refractivity n - 1 ~ density (2.9e-4 at sea level), normalised so that a shower gives
+  ``yield_per_tev`` photoelectrons per TeV inside the light pool (120 m), falling exponentially
+  beyond; lateral spread of the emitting particles by the Molière radius (9.1 g/cm^2 / density),
+  wider for hadrons; photoelectrons Poisson-distributed.
+- **Projection**: a point at height d above the telescope and r off the axis (the core at
+  distance R) is seen at angle (R - r_parallel) / d along the core-to-telescope direction (so the
+  image is an ellipse pointing at the source, longer for larger R) plus the optical spread;
+  arrival times from the path difference sqrt(d^2 + R^2) - d.
+- **Camera**: pixels as built in :mod:`camera`; night-sky background (Poisson, pedestal
+  subtracted) and electronic noise per pixel. Two channels: charge (photoelectrons) and arrival
+  time (ns, relative to the image's mean).
+
+Every event draws from its own random stream (seed, event index), so events do not depend on
+how many are generated together, in how many processes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from astrocnn.tasks.iact.camera import Camera
+
+GAMMA, PROTON = 0, 1
+PARTICLES = ("gamma", "proton")
+
+RADIATION_LENGTH = 36.7  # g/cm^2 in air
+CRITICAL_ENERGY = 0.084  # GeV
+SCALE_HEIGHT = 8.4  # km
+SEA_LEVEL_DEPTH = 1030.0  # g/cm^2
+MOLIERE_DEPTH = 9.1  # g/cm^2 (Moliere radius times density)
+SPEED_OF_LIGHT = 0.299792458  # m/ns
+MUON_CHERENKOV_ANGLE = 1.2  # degrees, a relativistic muon at ground level
+#: Spread of the emitting particles about the axis, in Moliere radii (most of an electromagnetic
+#: shower's particles lie well inside one Moliere radius).
+LATERAL = 0.15
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the simulated instrument and sky are (defaults: a TAIGA-like site and telescope)."""
+
+    energy_range: tuple[float, float] = (0.3, 100.0)  # TeV
+    index: float = 2.0  # dN/dE ~ E^-index
+    max_impact: float = 300.0  # m
+    source_offset: float = 0.3  # degrees: the source lies within this of the camera centre
+    proton_cone: float = 4.0  # degrees: protons arrive isotropically within this of the axis
+    altitude: float = 0.675  # km above sea level
+    yield_per_tev: float = 100.0  # photoelectrons per TeV inside the light pool
+    pool_radius: float = 120.0  # m
+    pool_falloff: float = 60.0  # m, exponential beyond the pool
+    psf: float = 0.05  # degrees, optical spread
+    nsb: float = 0.5  # photoelectrons of night-sky background per pixel and event
+    noise: float = 0.4  # photoelectrons, electronic noise per pixel
+    time_jitter: float = 0.8  # ns
+    heights: np.ndarray = field(default_factory=lambda: np.linspace(0.8, 30.0, 240), repr=False)  # km
+
+
+@dataclass
+class Events:
+    """Simulated events: camera images and the truth."""
+
+    charge: np.ndarray  # (n, pixels) photoelectrons
+    time: np.ndarray  # (n, pixels) ns, relative to the image's charge-weighted mean
+    particle: np.ndarray  # (n,) 0 gamma, 1 proton
+    energy: np.ndarray  # (n,) TeV
+    core: np.ndarray  # (n, 2) m, the core's position relative to the telescope
+    direction: np.ndarray  # (n, 2) degrees, the primary's arrival direction in the camera frame
+    source: np.ndarray  # (n, 2) degrees, the source position in the camera
+    x_max: np.ndarray  # (n,) g/cm^2, depth of the shower maximum
+    muon: np.ndarray  # (n,) whether a muon's light was added
+
+    def __len__(self) -> int:
+        return len(self.energy)
+
+    @property
+    def impact(self) -> np.ndarray:
+        return np.hypot(self.core[:, 0], self.core[:, 1])
+
+
+def depth(height_km: np.ndarray) -> np.ndarray:
+    """Vertical atmospheric depth (g/cm^2) at a height above sea level (km)."""
+    return SEA_LEVEL_DEPTH * np.exp(-np.asarray(height_km) / SCALE_HEIGHT)
+
+
+def density_ratio(height_km: np.ndarray) -> np.ndarray:
+    """Air density relative to sea level."""
+    return np.exp(-np.asarray(height_km) / SCALE_HEIGHT)
+
+
+def greisen(depth_gcm2: np.ndarray, energy_tev: float, first: float) -> np.ndarray:
+    """Greisen's electromagnetic profile: particles at slant depth ``depth`` for a primary of
+    ``energy`` TeV that first interacted at depth ``first`` (g/cm^2)."""
+    beta0 = math.log(energy_tev * 1000.0 / CRITICAL_ENERGY)
+    t = np.clip((np.asarray(depth_gcm2) - first) / RADIATION_LENGTH, 1e-6, None)
+    s = 3 * t / (t + 2 * beta0)
+    particles = 0.31 / math.sqrt(beta0) * np.exp(t * (1 - 1.5 * np.log(s)))
+    return np.where(np.asarray(depth_gcm2) > first, particles, 0.0)
+
+
+def gaisser_hillas(depth_gcm2: np.ndarray, first: float, x_max: float, lam: float = 70.0) -> np.ndarray:
+    """Gaisser-Hillas hadronic profile, normalised to 1 at ``x_max``."""
+    x = np.asarray(depth_gcm2)
+    span = max(x_max - first, 1.0)
+    ratio = np.clip((x - first) / span, 1e-12, None)
+    profile = ratio ** (span / lam) * np.exp((x_max - x) / lam)
+    return np.where(x > first, profile, 0.0)
+
+
+def greisen_x_max(energy_tev: float, first: float) -> float:
+    """Depth of Greisen's maximum, t_max = ln(E / E_c) radiation lengths after ``first``."""
+    return first + RADIATION_LENGTH * math.log(energy_tev * 1000.0 / CRITICAL_ENERGY)
+
+
+class Simulator:
+    """Events for one camera; :meth:`simulate` draws them, each from its own random stream."""
+
+    def __init__(self, camera: Camera, settings: Settings | None = None):
+        self.camera, self.settings = camera, settings or Settings()
+        self.tree = cKDTree(np.stack([camera.x, camera.y], axis=1))
+        self.rad_to_m = camera.focal_length  # small angles: camera position = f * angle
+
+    # ---- primaries ------------------------------------------------------------------------------
+    def _energy(self, rng: np.random.Generator, energy_range=None) -> float:
+        low, high = energy_range or self.settings.energy_range
+        g = 1.0 - self.settings.index
+        if abs(g) < 1e-9:
+            return float(low * (high / low) ** rng.random())
+        return float((low**g + rng.random() * (high**g - low**g)) ** (1 / g))
+
+    def event(self, particle: int, rng: np.random.Generator, energy_range=None) -> dict:
+        """One event: its images and truth."""
+        s = self.settings
+        energy = self._energy(rng, energy_range)
+        radius = s.max_impact * math.sqrt(rng.random())
+        azimuth = rng.uniform(0, 2 * math.pi)
+        core = np.array([radius * math.cos(azimuth), radius * math.sin(azimuth)])
+        offset = s.source_offset * math.sqrt(rng.random())
+        angle = rng.uniform(0, 2 * math.pi)
+        source = np.array([offset * math.cos(angle), offset * math.sin(angle)])
+        if particle == GAMMA:
+            direction = source.copy()
+        else:  # isotropic within the cone: uniform in solid angle
+            cone = s.proton_cone * math.sqrt(rng.random())
+            angle = rng.uniform(0, 2 * math.pi)
+            direction = np.array([cone * math.cos(angle), cone * math.sin(angle)])
+        points, x_max = self._shower(particle, energy, core, direction, rng)
+        muon = particle == PROTON and rng.random() < min(0.9, 0.25 * energy**0.5)
+        if muon:
+            points = np.concatenate([points, self._muon(rng, direction)])
+        charge, time = self._camera(points, rng)
+        return {
+            "charge": charge, "time": time, "particle": particle, "energy": energy, "core": core,
+            "direction": direction, "source": source, "x_max": x_max, "muon": muon,
+        }  # fmt: skip
+
+    # ---- the shower ---------------------------------------------------------------------------
+    def _profile(self, particle: int, energy: float, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+        heights = self.settings.heights
+        x = depth(heights)
+        if particle == GAMMA:
+            first = rng.exponential(9 / 7 * RADIATION_LENGTH)
+            return greisen(x, energy, first), greisen_x_max(energy, first)
+        first = rng.exponential(80.0)
+        x_max = greisen_x_max(energy, first) - 40.0 + rng.normal(0.0, 40.0)
+        return gaisser_hillas(x, first, max(x_max, first + 20.0)), max(x_max, first + 20.0)
+
+    def _shower(self, particle, energy, core, direction, rng) -> tuple[np.ndarray, float]:
+        """Photoelectrons as (camera x, camera y, time) rows; the shower's x_max."""
+        s = self.settings
+        heights = s.heights
+        profile, x_max = self._profile(particle, energy, rng)
+        # Cherenkov light per height: particles times refractivity (n - 1 ~ density); the
+        # emitting height above the telescope must exceed a few hundred metres to be seen
+        above = (heights - s.altitude) * 1000.0  # m
+        light = profile * density_ratio(heights) * (above > 200.0)
+        if light.sum() <= 0:
+            return np.zeros((0, 3)), x_max
+        light = light / light.sum()
+        impact = float(np.hypot(*core))
+        pool = 1.0 if impact <= s.pool_radius else math.exp(-(impact - s.pool_radius) / s.pool_falloff)
+        expected = s.yield_per_tev * energy * pool
+        lateral_factor = 1.0 if particle == GAMMA else 2.5
+        parts = [(core, expected * (0.7 if particle == PROTON else 1.0), lateral_factor)]
+        if particle == PROTON:  # electromagnetic sub-showers from neutral pions, off the axis
+            for _ in range(rng.poisson(2 + energy / 5)):
+                shift = rng.normal(0.0, 60.0, size=2)
+                parts.append((core + shift, expected * 0.3 * rng.dirichlet([1.0, 3.0])[0], 1.0))
+        rows = []
+        for where, mean, widen in parts:
+            n = min(rng.poisson(mean), 200_000)
+            if n == 0:
+                continue
+            k = rng.choice(len(heights), size=n, p=light)
+            d = above[k]
+            moliere = MOLIERE_DEPTH / (density_ratio(heights[k]) * 1.2e-3) / 100.0  # m
+            lateral = rng.normal(0.0, 1.0, size=(n, 2)) * (LATERAL * widen * moliere)[:, None]
+            # an emitting point at horizontal position p from the telescope and height d above it
+            # is seen p / d (radians) from the arrival direction: high points near the source,
+            # low ones further out along the core's direction (the image points at the source)
+            p = where[None, :] + lateral
+            angle = np.degrees(p / d[:, None])
+            position = direction[None, :] + angle + rng.normal(0.0, s.psf, size=(n, 2))
+            # light emitted at height d reaches the telescope after the shower front reaches the
+            # ground by the path difference
+            delay = (np.sqrt(d**2 + np.sum(p**2, axis=1)) - d) / SPEED_OF_LIGHT
+            rows.append(np.column_stack([np.radians(position) * self.rad_to_m, delay]))
+        return (np.concatenate(rows) if rows else np.zeros((0, 3))), x_max
+
+    def _muon(self, rng: np.random.Generator, direction: np.ndarray) -> np.ndarray:
+        """A muon's Cherenkov ring: the whole ring when it hits the mirror, an arc (the part of
+        the ring the mirror sees) when it passes beside it."""
+        impact = 8.0 * math.sqrt(rng.random())  # m from the mirror centre; mirror radius ~2 m
+        n = rng.poisson(40.0 * (1.0 if impact < 2.0 else 2.0 / impact))
+        phi = rng.uniform(0, 2 * math.pi, size=n)
+        if impact >= 2.0:  # an arc facing the impact point
+            centre = rng.uniform(0, 2 * math.pi)
+            phi = centre + rng.normal(0.0, 0.6, size=n)
+        radius = MUON_CHERENKOV_ANGLE + rng.normal(0.0, 0.03, size=n)
+        ring_centre = direction + rng.normal(0.0, 0.5, size=2)
+        xy = ring_centre[None, :] + radius[:, None] * np.column_stack([np.cos(phi), np.sin(phi)])
+        return np.column_stack([np.radians(xy) * self.rad_to_m, np.zeros(n)])
+
+    # ---- the camera ---------------------------------------------------------------------------
+    def _camera(self, points: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        s, n_pix = self.settings, self.camera.n_pixels
+        signal = np.zeros(n_pix)
+        times = np.zeros(n_pix)
+        if len(points):
+            distance, pixel = self.tree.query(points[:, :2])
+            inside = distance <= self.camera.pitch * 0.6  # off the camera: lost
+            pixel = pixel[inside]
+            signal = np.bincount(pixel, minlength=n_pix).astype(float)
+            times = np.bincount(pixel, weights=points[inside, 2], minlength=n_pix)
+            times = np.divide(times, signal, out=np.zeros(n_pix), where=signal > 0)
+        charge = rng.poisson(signal + s.nsb) - s.nsb + rng.normal(0.0, s.noise, n_pix)
+        time = times + rng.normal(0.0, s.time_jitter, n_pix)
+        weight = np.clip(charge, 0, None)
+        if weight.sum() > 0:
+            time = time - (weight * time).sum() / weight.sum()
+        return charge.astype(np.float32), time.astype(np.float32)
+
+    def simulate(
+        self, n: int, seed: int, *, particles=(GAMMA, PROTON), energy_range=None, first: int = 0
+    ) -> Events:
+        """Events ``first`` ... ``first + n - 1`` of the stream ``seed``: particle kinds taken in
+        turn from ``particles``; event i draws from SeedSequence(seed, spawn_key=(i,))."""
+        rows = []
+        for i in range(first, first + n):
+            rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(i,)))
+            rows.append(self.event(particles[i % len(particles)], rng, energy_range))
+        if not rows:
+            empty = np.zeros((0, self.camera.n_pixels), np.float32)
+            pairs = np.zeros((0, 2))
+            return Events(
+                empty,
+                empty,
+                np.zeros(0, np.int64),
+                np.zeros(0),
+                pairs,
+                pairs,
+                pairs,
+                np.zeros(0),
+                np.zeros(0, bool),
+            )
+        return Events(
+            charge=np.stack([r["charge"] for r in rows]),
+            time=np.stack([r["time"] for r in rows]),
+            particle=np.array([r["particle"] for r in rows], dtype=np.int64),
+            energy=np.array([r["energy"] for r in rows]),
+            core=np.stack([r["core"] for r in rows]),
+            direction=np.stack([r["direction"] for r in rows]),
+            source=np.stack([r["source"] for r in rows]),
+            x_max=np.array([r["x_max"] for r in rows]),
+            muon=np.array([r["muon"] for r in rows]),
+        )

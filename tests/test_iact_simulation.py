@@ -1,0 +1,101 @@
+"""The Cherenkov-telescope Monte Carlo: its profiles against their definitions, reproducibility,
+and the physical differences the analyses rely on (image size ~ energy, gamma images pointing at
+the source, hadron images wider, time gradients along the image)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from astrocnn.tasks.iact.camera import get_camera
+from astrocnn.tasks.iact.hillas import FEATURES, hillas_features
+from astrocnn.tasks.iact.simulation import (
+    GAMMA,
+    PROTON,
+    RADIATION_LENGTH,
+    Simulator,
+    gaisser_hillas,
+    greisen,
+    greisen_x_max,
+)
+
+
+@pytest.fixture(scope="module")
+def simulator():
+    return Simulator(get_camera("taiga"))
+
+
+def test_greisen_and_gaisser_hillas_peak_where_they_should():
+    x = np.linspace(0, 1000, 100_001)
+    for energy in (0.5, 5.0, 50.0):
+        peak = x[np.argmax(greisen(x, energy, first=40.0))]
+        # Greisen's maximum lies at t_max = ln(E / E_c) radiation lengths, to within about one
+        assert abs(peak - greisen_x_max(energy, 40.0)) < RADIATION_LENGTH
+    profile = gaisser_hillas(x, first=50.0, x_max=420.0)
+    assert x[np.argmax(profile)] == pytest.approx(420.0, abs=0.02) and profile.max() == pytest.approx(1.0)
+    assert greisen(np.array([10.0]), 1.0, first=40.0)[0] == 0.0  # nothing before the first interaction
+
+
+def test_events_are_reproducible_and_independent_of_the_batch(simulator):
+    a = simulator.simulate(8, seed=3)
+    b = simulator.simulate(8, seed=3)
+    np.testing.assert_array_equal(a.charge, b.charge)
+    part = simulator.simulate(4, seed=3, first=4)
+    np.testing.assert_array_equal(part.charge, a.charge[4:])
+    np.testing.assert_array_equal(part.energy, a.energy[4:])
+    assert not np.array_equal(simulator.simulate(8, seed=4).charge, a.charge)
+    assert set(a.particle.tolist()) == {GAMMA, PROTON}
+
+
+def test_energies_follow_the_power_law(simulator):
+    events = simulator.simulate(3000, seed=5, particles=(GAMMA,), energy_range=(1.0, 10.0))
+    # E^-2 between 1 and 10 TeV: P(E < 2) = (1 - 1/2) / (1 - 1/10) = 0.556
+    assert np.mean(events.energy < 2.0) == pytest.approx(0.5556, abs=0.03)
+    assert events.energy.min() >= 1.0 and events.energy.max() <= 10.0
+
+
+def test_image_size_grows_with_energy_inside_the_light_pool(simulator):
+    sizes = {}
+    for energy in (1.0, 10.0):
+        events = simulator.simulate(80, seed=6, particles=(GAMMA,), energy_range=(energy, energy))
+        near = events.impact < 100
+        sizes[energy] = events.charge[near].sum(axis=1).mean()
+    assert sizes[10.0] / sizes[1.0] == pytest.approx(10.0, rel=0.15)
+
+
+def test_gamma_images_point_at_the_source_and_hadron_images_do_not(simulator):
+    events = simulator.simulate(600, seed=7, energy_range=(3.0, 30.0))
+    features = hillas_features(simulator.camera, events.charge)
+    size, alpha = features[:, FEATURES.index("size")], features[:, FEATURES.index("alpha")]
+    width = features[:, FEATURES.index("width_deg")]
+    good = (size > 200) & np.isfinite(alpha)
+    gamma, proton = good & (events.particle == GAMMA), good & (events.particle == PROTON)
+    assert gamma.sum() > 40 and proton.sum() > 40
+    assert np.median(alpha[gamma]) < 15.0  # pointing at the source (within its small offset)
+    assert np.median(alpha[proton]) > 30.0  # isotropic arrival: no preferred orientation
+    assert np.median(width[proton]) > 1.2 * np.median(width[gamma])
+
+
+def test_arrival_times_grow_away_from_the_source_for_distant_cores(simulator):
+    events = simulator.simulate(200, seed=8, particles=(GAMMA,), energy_range=(10.0, 30.0))
+    camera = simulator.camera
+    slopes = []
+    for charge, time, source, core in zip(
+        events.charge, events.time, events.source, events.core, strict=True
+    ):
+        if np.hypot(*core) < 150:
+            continue
+        bright = charge > 10
+        if bright.sum() < 8:
+            continue
+        to_deg = 180 / math.pi / camera.focal_length
+        radial = np.hypot(camera.x[bright] * to_deg - source[0], camera.y[bright] * to_deg - source[1])
+        slopes.append(np.polyfit(radial, time[bright], 1)[0])
+    assert len(slopes) > 10 and np.median(slopes) > 0  # later light from lower, further-out points
+
+
+def test_some_protons_carry_muon_light(simulator):
+    events = simulator.simulate(200, seed=9, particles=(PROTON,), energy_range=(1.0, 10.0))
+    assert 0.1 < events.muon.mean() < 0.9
