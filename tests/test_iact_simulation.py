@@ -99,3 +99,26 @@ def test_arrival_times_grow_away_from_the_source_for_distant_cores(simulator):
 def test_some_protons_carry_muon_light(simulator):
     events = simulator.simulate(200, seed=9, particles=(PROTON,), energy_range=(1.0, 10.0))
     assert 0.1 < events.muon.mean() < 0.9
+
+
+def test_generate_iact_writes_the_events_and_the_camera(tmp_path, capsys):
+    import h5py
+
+    from astrocnn.cli import main
+    from astrocnn.tasks.iact import simulation
+
+    out = tmp_path / "showers.h5"
+    code = main(["generate", "iact", "--n", "1200", "--energy", "1:10", "--workers", "2", "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    camera = get_camera("taiga")
+    with h5py.File(out) as f:
+        assert f["charge"].shape == (1200, 560) and f["time"].shape == (1200, 560)
+        assert f.attrs["camera"] == "taiga" and f.attrs["seed"] == 0
+        np.testing.assert_array_equal(f["camera/lattice"][()], camera.lattice)
+        charge = f["charge"][()]
+        assert set(np.unique(f["particle"][()]).tolist()) == {0, 1}
+    # the same events from one process, chunk by chunk
+    one = simulation.generate(camera, 1200, 0, energy_range=(1.0, 10.0), workers=1)
+    np.testing.assert_array_equal(one.charge, charge)
+    assert main(["generate", "iact", "--particles", "electron", "--out", str(tmp_path / "x.h5")]) == 2
+    assert main(["generate", "iact", "--energy", "10:1", "--out", str(tmp_path / "x.h5")]) == 2

@@ -385,6 +385,73 @@ def generate_ising(sizes: str, temperatures: str, per_t: int, seed: int, out: st
     )
 
 
+@generate_group.command("iact")
+@click.option(
+    "--camera",
+    "camera_name",
+    default="taiga",
+    show_default=True,
+    type=click.Choice(["taiga", "lst", "square"]),
+)
+@click.option("--n", "n_events", default=1000, show_default=True, type=click.IntRange(min=1), help="Events.")
+@click.option(
+    "--particles",
+    default="gamma,proton",
+    show_default=True,
+    help="gamma, proton or both (taken in turn).",
+)
+@click.option(
+    "--energy", default="0.3:100", show_default=True, help="Energy range in TeV, LOW:HIGH (power law E^-2)."
+)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Processes (same events for any count).  [default: every core]",
+)
+@click.option("--out", required=True, type=click.Path(), help="HDF5 file to write.")
+def generate_iact(
+    camera_name: str, n_events: int, particles: str, energy: str, seed: int, workers, out: str
+) -> None:
+    """Cherenkov-telescope images of gamma-ray and proton showers (astrocnn's own Monte Carlo)."""
+    from rich.progress import Progress
+
+    from astrocnn.data.writers import write_hdf5
+    from astrocnn.engine.splits import available_cores
+    from astrocnn.tasks.iact import simulation
+    from astrocnn.tasks.iact.camera import get_camera
+
+    kinds = [k.strip() for k in particles.split(",") if k.strip()]
+    if not kinds or any(k not in simulation.PARTICLES for k in kinds):
+        raise OptionError(f"--particles must be gamma, proton or both, got {particles!r}")
+    try:
+        low, high = (float(v) for v in energy.split(":"))
+    except ValueError:
+        raise OptionError(f"--energy must be LOW:HIGH in TeV (e.g. 0.3:100), got {energy!r}") from None
+    if not 0 < low <= high:
+        raise OptionError(f"--energy needs 0 < LOW <= HIGH, got {energy!r}")
+    camera = get_camera(camera_name)
+    codes = tuple(simulation.PARTICLES.index(k) for k in kinds)
+    with Progress(transient=True) as progress:
+        bar = progress.add_task(f"showers on {camera_name}", total=n_events)
+        events = simulation.generate(
+            camera, n_events, seed, particles=codes, energy_range=(low, high),
+            workers=workers or available_cores(), progress=lambda k: progress.update(bar, advance=k),
+        )  # fmt: skip
+    attrs = {
+        "generator": "astrocnn.tasks.iact.simulation",
+        "seed": seed,
+        "camera": camera.name,
+        "pixel_shape": camera.pixel_shape,
+        "pitch": camera.pitch,
+        "focal_length": camera.focal_length,
+        "particles": ",".join(kinds),
+        "energy_range": [low, high],
+    }
+    write_hdf5(out, simulation.to_hdf5_datasets(events, camera), attrs)
+    click.echo(f"wrote {out}: {n_events} events on the {camera_name} camera ({camera.n_pixels} pixels)")
+
+
 @cli.command("demo", short_help="Train every task at a small scale and print one table.")
 @click.option("--out", type=click.Path(), default="demo-out", show_default=True)
 @click.option("--quick", is_flag=True, help="Smaller data and fewer epochs (about 3 minutes).")

@@ -294,3 +294,78 @@ class Simulator:
             x_max=np.array([r["x_max"] for r in rows]),
             muon=np.array([r["muon"] for r in rows]),
         )
+
+
+#: Events per independently generated chunk (one process each).
+CHUNK = 500
+
+
+def _chunk(
+    camera_name: str, settings: Settings, n: int, seed: int, particles, energy_range, first: int
+) -> Events:
+    from astrocnn.tasks.iact.camera import get_camera
+
+    return Simulator(get_camera(camera_name), settings).simulate(
+        n, seed, particles=particles, energy_range=energy_range, first=first
+    )
+
+
+def concatenate(parts: list[Events]) -> Events:
+    return Events(*(np.concatenate([getattr(p, f) for p in parts]) for f in Events.__dataclass_fields__))
+
+
+def generate(
+    camera: Camera,
+    n: int,
+    seed: int,
+    *,
+    particles=(GAMMA, PROTON),
+    energy_range=None,
+    settings: Settings | None = None,
+    workers: int = 1,
+    progress=None,
+) -> Events:
+    """``n`` events in chunks of ``CHUNK``, shared out to ``workers`` processes; event i is the
+    same whatever the chunking (its stream is (seed, i)). ``progress(done)`` after each chunk."""
+    settings = settings or Settings()
+    starts = list(range(0, n, CHUNK)) or [0]
+    jobs = [
+        (camera.name, settings, min(CHUNK, n - s), seed, tuple(particles), energy_range, s) for s in starts
+    ]
+    if workers <= 1 or len(jobs) == 1:
+        parts = []
+        for job in jobs:
+            parts.append(_chunk(*job))
+            if progress is not None:
+                progress(len(parts[-1]))
+        return concatenate(parts)
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # NumPy and SciPy only: forking is safe, and a user's script needs no __main__ guard
+    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context("fork")) as pool:
+        futures = [pool.submit(_chunk, *job) for job in jobs]
+        parts = []
+        for future in futures:
+            parts.append(future.result())
+            if progress is not None:
+                progress(len(parts[-1]))
+    return concatenate(parts)
+
+
+def to_hdf5_datasets(events: Events, camera: Camera) -> dict[str, np.ndarray]:
+    """The file ``astrocnn generate iact`` writes: the images, the truth, the camera."""
+    return {
+        "charge": events.charge.astype(np.float32),
+        "time": events.time.astype(np.float32),
+        "particle": events.particle.astype(np.int8),
+        "energy": events.energy,
+        "core": events.core,
+        "direction": events.direction,
+        "source": events.source,
+        "x_max": events.x_max,
+        "muon": events.muon.astype(np.int8),
+        "camera/x": camera.x,
+        "camera/y": camera.y,
+        "camera/lattice": camera.lattice.astype(np.int32),
+    }
