@@ -41,8 +41,27 @@ def main() -> None:
         for c in counts:
             rate = args.n / statistics.median(times[c])
             rows.append(f"| `{name}` | {c} | {rate:,.0f} | {rate / base:.2f} |")
+    from astrocnn.tasks.iact import simulation
+    from astrocnn.tasks.iact.camera import get_camera
+
+    for name in ("taiga", "lst"):
+        camera = get_camera(name)
+        n = max(args.n // 4, simulation.CHUNK)
+        times = {c: [] for c in counts}
+        for r in range(args.repeats):
+            for c in counts:
+                start = time.perf_counter()
+                simulation.generate(camera, n, r, workers=c)
+                times[c].append(time.perf_counter() - start)
+        base = n / statistics.median(times[1])
+        for c in counts:
+            rate = n / statistics.median(times[c])
+            rows.append(
+                f"| `generate iact --camera {name}` (0.3-100 TeV) | {c} | {rate:,.0f} | {rate / base:.2f} |"
+            )
     body = (
-        f"{args.n:,} samples per run, chunks of `Task.chunk_size`, median of {args.repeats} runs.\n\n"
+        f"{args.n:,} samples per run ({max(args.n // 4, simulation.CHUNK):,} Cherenkov events), chunks of "
+        f"`Task.chunk_size` (500 events), median of {args.repeats} runs.\n\n"
         "| task | processes | samples/s | speed-up |\n|---|---:|---:|---:|\n" + "\n".join(rows) + "\n\n"
         "The Ising generator is not chunked: its Monte Carlo kernels are compiled with numba and run "
         "their replicas on every core in one process (see the Ising section)."
