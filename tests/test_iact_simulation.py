@@ -122,3 +122,42 @@ def test_generate_iact_writes_the_events_and_the_camera(tmp_path, capsys):
     np.testing.assert_array_equal(one.charge, charge)
     assert main(["generate", "iact", "--particles", "electron", "--out", str(tmp_path / "x.h5")]) == 2
     assert main(["generate", "iact", "--energy", "10:1", "--out", str(tmp_path / "x.h5")]) == 2
+
+
+def test_reading_a_generated_file_and_refusing_wrong_ones(tmp_path):
+    import h5py
+
+    from astrocnn.data.readers import DataError
+    from astrocnn.data.writers import write_hdf5
+    from astrocnn.tasks.iact import simulation
+
+    camera = get_camera("taiga")
+    events = simulation.generate(camera, 30, 2, energy_range=(1.0, 10.0))
+    path = tmp_path / "ok.h5"
+    write_hdf5(path, simulation.to_hdf5_datasets(events, camera), {"camera": "taiga"})
+    back, read_camera = simulation.read_events(path, camera)
+    assert read_camera is camera
+    np.testing.assert_array_equal(back.charge, events.charge)
+    np.testing.assert_array_equal(back.particle, events.particle)
+    np.testing.assert_array_equal(back.muon, events.muon)
+
+    with pytest.raises(DataError, match="this task uses the lst camera"):
+        simulation.read_events(path, get_camera("lst"))
+    broken = tmp_path / "broken.h5"
+    datasets = simulation.to_hdf5_datasets(events, camera)
+    del datasets["time"]
+    write_hdf5(broken, datasets, {"camera": "taiga"})
+    with pytest.raises(
+        DataError, match=r"no dataset 'time': not a file of `astrocnn generate iact` \(it holds: "
+    ):
+        simulation.read_events(broken)
+    cut = tmp_path / "cut.h5"
+    datasets = simulation.to_hdf5_datasets(events, camera)
+    datasets["charge"] = datasets["charge"][:, :500]
+    write_hdf5(cut, datasets, {"camera": "taiga"})
+    with pytest.raises(DataError, match="charge has shape \\(30, 500\\); the taiga camera has 560 pixels"):
+        simulation.read_events(cut)
+    with h5py.File(cut, "a") as f:
+        f.attrs["camera"] = "magic"
+    with pytest.raises(DataError, match="unknown camera 'magic'"):
+        simulation.read_events(cut)

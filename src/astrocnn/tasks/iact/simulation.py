@@ -369,3 +369,66 @@ def to_hdf5_datasets(events: Events, camera: Camera) -> dict[str, np.ndarray]:
         "camera/y": camera.y,
         "camera/lattice": camera.lattice.astype(np.int32),
     }
+
+
+#: The per-event datasets of a file ``astrocnn generate iact`` writes.
+EVENT_FIELDS = ("charge", "time", "particle", "energy", "core", "direction", "source", "x_max", "muon")
+
+
+def read_events(path, camera: Camera | None = None) -> tuple[Events, Camera]:
+    """The events and the camera of a file ``astrocnn generate iact`` wrote; with ``camera``,
+    a file from another camera is refused. Every problem is one DataError naming the file."""
+    from pathlib import Path
+
+    from astrocnn.data.readers import DataError, hdf5_dataset_names, library_errors, open_hdf5
+
+    path = Path(path)
+    with library_errors(path, "HDF5"), open_hdf5(path) as f:
+        held = hdf5_dataset_names(f)
+        missing = [
+            name for name in (*EVENT_FIELDS, "camera/x", "camera/y", "camera/lattice") if name not in held
+        ]
+        if missing:
+            listing = ", ".join(held[:10]) + (", ..." if len(held) > 10 else "") if held else "none"
+            raise DataError(
+                f"{path}: no dataset {missing[0]!r}: not a file of `astrocnn generate iact` "
+                f"(it holds: {listing})"
+            )
+        name = str(f.attrs.get("camera", ""))
+        from astrocnn.tasks.iact.camera import CAMERAS, get_camera
+
+        if name not in CAMERAS:
+            raise DataError(f"{path}: unknown camera {name!r} (the cameras are {', '.join(CAMERAS)})")
+        own = get_camera(name)
+        lattice = f["camera/lattice"][()]
+        if lattice.shape != own.lattice.shape or not np.array_equal(lattice, own.lattice):
+            raise DataError(
+                f"{path}: its camera geometry is not astrocnn's {name} camera ({len(lattice)} pixels)"
+            )
+        if camera is not None and camera.name != own.name:
+            raise DataError(
+                f"{path}: events of the {own.name} camera ({own.n_pixels} pixels); this task uses the "
+                f"{camera.name} camera ({camera.n_pixels} pixels)"
+            )
+        charge = f["charge"]
+        if charge.ndim != 2 or charge.shape[1] != own.n_pixels:
+            raise DataError(
+                f"{path}: charge has shape {charge.shape}; the {name} camera has {own.n_pixels} pixels"
+            )
+        n = charge.shape[0]
+        for field_name in EVENT_FIELDS:
+            if len(f[field_name]) != n:
+                raise DataError(f"{path}: {field_name} holds {len(f[field_name])} events, charge {n}")
+        values = {k: f[k][()] for k in EVENT_FIELDS}
+    events = Events(
+        charge=values["charge"].astype(np.float32),
+        time=values["time"].astype(np.float32),
+        particle=values["particle"].astype(np.int64),
+        energy=values["energy"].astype(np.float64),
+        core=values["core"].astype(np.float64),
+        direction=values["direction"].astype(np.float64),
+        source=values["source"].astype(np.float64),
+        x_max=values["x_max"].astype(np.float64),
+        muon=values["muon"].astype(bool),
+    )
+    return events, own
