@@ -66,7 +66,7 @@ def test_image_size_grows_with_energy_inside_the_light_pool(simulator):
 
 
 def test_gamma_images_point_at_the_source_and_hadron_images_do_not(simulator):
-    events = simulator.simulate(600, seed=7, energy_range=(3.0, 30.0))
+    events = simulator.simulate(600, seed=7, energy_range=(10.0, 100.0))
     features = hillas_features(simulator.camera, events.charge)
     size, alpha = features[:, FEATURES.index("size")], features[:, FEATURES.index("alpha")]
     width = features[:, FEATURES.index("width_deg")]
@@ -97,8 +97,10 @@ def test_arrival_times_grow_away_from_the_source_for_distant_cores(simulator):
 
 
 def test_some_protons_carry_muon_light(simulator):
-    events = simulator.simulate(200, seed=9, particles=(PROTON,), energy_range=(1.0, 10.0))
+    events = simulator.simulate(200, seed=9, particles=(PROTON,), energy_range=(10.0, 100.0))
     assert 0.1 < events.muon.mean() < 0.9
+    # a ring through the mirror is bright: hundreds of photoelectrons at 1.2 degrees
+    assert simulator.settings.proton_cone > 4.5  # beyond the camera's edge (4.5 degrees)
 
 
 def test_generate_iact_writes_the_events_and_the_camera(tmp_path, capsys):
@@ -161,3 +163,24 @@ def test_reading_a_generated_file_and_refusing_wrong_ones(tmp_path):
         f.attrs["camera"] = "magic"
     with pytest.raises(DataError, match="unknown camera 'magic'"):
         simulation.read_events(cut)
+
+
+def test_dark_pixels_carry_no_timing_reference(simulator):
+    """Pixels without signal read a time anywhere in the readout window, whatever the impact: an
+    absolute delay (which grows with impact distance) must not leak through them."""
+    events = simulator.simulate(300, seed=10, particles=(GAMMA,), energy_range=(5.0, 20.0))
+    dark = {}
+    for name, pick in (("near", events.impact < 80), ("far", events.impact > 200)):
+        dark[name] = events.time[pick][events.charge[pick] < -0.5]  # nearly all without signal
+    assert abs(np.median(dark["near"]) - np.median(dark["far"])) < 1.0
+
+
+def test_protons_give_about_half_the_light_of_gamma_rays(simulator):
+    sizes = {}
+    for kind in (GAMMA, PROTON):
+        events = simulator.simulate(400, seed=11, particles=(kind,), energy_range=(10.0, 10.0))
+        # cores inside the light pool, arriving near the axis (protons come from up to 7 degrees
+        # off it, where much of their light falls beside the camera)
+        pick = (events.impact < 100) & (np.hypot(*events.direction.T) < 1.0)
+        sizes[kind] = events.charge[pick].sum(axis=1).mean()
+    assert 0.25 < sizes[PROTON] / sizes[GAMMA] < 0.6

@@ -51,9 +51,13 @@ SEA_LEVEL_DEPTH = 1030.0  # g/cm^2
 MOLIERE_DEPTH = 9.1  # g/cm^2 (Moliere radius times density)
 SPEED_OF_LIGHT = 0.299792458  # m/ns
 MUON_CHERENKOV_ANGLE = 1.2  # degrees, a relativistic muon at ground level
+MUON_PHOTOELECTRONS = 400.0  # a full ring (muon through the mirror centre)
+REFRACTIVITY = 2.9e-4  # n - 1 at sea level
+PROTON_X_MAX_1TEV = 280.0  # g/cm^2 after the first interaction
+PROTON_ELONGATION = 58.0  # g/cm^2 per decade of energy
 #: Spread of the emitting particles about the axis, in Moliere radii (most of an electromagnetic
 #: shower's particles lie well inside one Moliere radius).
-LATERAL = 0.15
+LATERAL = 0.05
 
 
 @dataclass(frozen=True)
@@ -63,8 +67,8 @@ class Settings:
     energy_range: tuple[float, float] = (0.3, 100.0)  # TeV
     index: float = 2.0  # dN/dE ~ E^-index
     max_impact: float = 300.0  # m
-    source_offset: float = 0.3  # degrees: the source lies within this of the camera centre
-    proton_cone: float = 4.0  # degrees: protons arrive isotropically within this of the axis
+    source_offset: float = 0.0  # degrees: the source lies within this of the camera centre
+    proton_cone: float = 7.0  # degrees: protons arrive isotropically within this of the axis
     altitude: float = 0.675  # km above sea level
     yield_per_tev: float = 100.0  # photoelectrons per TeV inside the light pool
     pool_radius: float = 120.0  # m
@@ -73,6 +77,7 @@ class Settings:
     nsb: float = 0.5  # photoelectrons of night-sky background per pixel and event
     noise: float = 0.4  # photoelectrons, electronic noise per pixel
     time_jitter: float = 0.8  # ns
+    readout_window: float = 12.0  # ns: pixels without signal read a time uniform within +-this
     heights: np.ndarray = field(default_factory=lambda: np.linspace(0.8, 30.0, 240), repr=False)  # km
 
 
@@ -165,7 +170,9 @@ class Simulator:
             angle = rng.uniform(0, 2 * math.pi)
             direction = np.array([cone * math.cos(angle), cone * math.sin(angle)])
         points, x_max = self._shower(particle, energy, core, direction, rng)
-        muon = particle == PROTON and rng.random() < min(0.9, 0.25 * energy**0.5)
+        # a muon passing within 8 m of the mirror: local muon density ~ E^0.9, falling with impact
+        muon_rate = 0.05 * energy**0.9 * math.exp(-float(np.hypot(*core)) / 150.0)
+        muon = particle == PROTON and rng.random() < min(0.9, muon_rate)
         if muon:
             points = np.concatenate([points, self._muon(rng, direction)])
         charge, time = self._camera(points, rng)
@@ -179,11 +186,16 @@ class Simulator:
         heights = self.settings.heights
         x = depth(heights)
         if particle == GAMMA:
-            first = rng.exponential(9 / 7 * RADIATION_LENGTH)
+            # Greisen's profile counts from the photon's entry; the first pair production only
+            # fluctuates it (its mean, 9/7 X0, is taken out so the mean X_max stays Greisen's)
+            first = rng.exponential(9 / 7 * RADIATION_LENGTH) - 9 / 7 * RADIATION_LENGTH
             return greisen(x, energy, first), greisen_x_max(energy, first)
+        # hadronic showers: first interaction with mean 80 g/cm^2, X_max rising ~58 g/cm^2 per
+        # decade of energy (the electromagnetic 85 is steeper), 40 g/cm^2 fluctuations on top
         first = rng.exponential(80.0)
-        x_max = greisen_x_max(energy, first) - 40.0 + rng.normal(0.0, 40.0)
-        return gaisser_hillas(x, first, max(x_max, first + 20.0)), max(x_max, first + 20.0)
+        x_max = first + PROTON_X_MAX_1TEV + PROTON_ELONGATION * math.log10(energy) + rng.normal(0.0, 40.0)
+        x_max = max(x_max, first + 20.0)
+        return gaisser_hillas(x, first, x_max), x_max
 
     def _shower(self, particle, energy, core, direction, rng) -> tuple[np.ndarray, float]:
         """Photoelectrons as (camera x, camera y, time) rows; the shower's x_max."""
@@ -201,11 +213,16 @@ class Simulator:
         pool = 1.0 if impact <= s.pool_radius else math.exp(-(impact - s.pool_radius) / s.pool_falloff)
         expected = s.yield_per_tev * energy * pool
         lateral_factor = 1.0 if particle == GAMMA else 2.5
-        parts = [(core, expected * (0.7 if particle == PROTON else 1.0), lateral_factor)]
-        if particle == PROTON:  # electromagnetic sub-showers from neutral pions, off the axis
-            for _ in range(rng.poisson(2 + energy / 5)):
-                shift = rng.normal(0.0, 60.0, size=2)
-                parts.append((core + shift, expected * 0.3 * rng.dirichlet([1.0, 3.0])[0], 1.0))
+        parts = [(core, expected, lateral_factor)]
+        if particle == PROTON:
+            # a proton gives about 0.35-0.5 of a gamma ray's light, shared between the core and
+            # electromagnetic sub-showers from neutral pions, displaced from the axis
+            total = expected * (0.35 + 0.05 * math.log10(energy / 0.3))
+            n_sub = rng.poisson(1.0 + 1.5 * math.log10(energy / 0.3))
+            shares = rng.dirichlet([3.0] + [1.0] * n_sub)
+            parts = [(core, total * shares[0], lateral_factor)]
+            for share in shares[1:]:
+                parts.append((core + rng.normal(0.0, 60.0, size=2), total * share, 1.0))
         rows = []
         for where, mean, widen in parts:
             n = min(rng.poisson(mean), 200_000)
@@ -224,6 +241,16 @@ class Simulator:
             # light emitted at height d reaches the telescope after the shower front reaches the
             # ground by the path difference
             delay = (np.sqrt(d**2 + np.sum(p**2, axis=1)) - d) / SPEED_OF_LIGHT
+            # the light is slower than the particles by the refractivity along its path: light from
+            # high up arrives later (which flattens the time gradient at small impact distances)
+            h_em = s.altitude + d / 1000.0  # km
+            excess = (
+                SCALE_HEIGHT
+                * 1000.0
+                * REFRACTIVITY
+                * (math.exp(-s.altitude / SCALE_HEIGHT) - np.exp(-h_em / SCALE_HEIGHT))
+            )
+            delay = delay + excess * np.sqrt(1 + np.sum(p**2, axis=1) / d**2) / SPEED_OF_LIGHT
             rows.append(np.column_stack([np.radians(position) * self.rad_to_m, delay]))
         return (np.concatenate(rows) if rows else np.zeros((0, 3))), x_max
 
@@ -231,7 +258,9 @@ class Simulator:
         """A muon's Cherenkov ring: the whole ring when it hits the mirror, an arc (the part of
         the ring the mirror sees) when it passes beside it."""
         impact = 8.0 * math.sqrt(rng.random())  # m from the mirror centre; mirror radius ~2 m
-        n = rng.poisson(40.0 * (1.0 if impact < 2.0 else 2.0 / impact))
+        # ~34 photons per metre: a muon through a 1.8 m mirror gives ~400 photoelectrons at this
+        # telescope's efficiency; beside the mirror only an arc of the ring is seen
+        n = rng.poisson(MUON_PHOTOELECTRONS * (1.0 if impact < 2.0 else 2.0 / impact))
         phi = rng.uniform(0, 2 * math.pi, size=n)
         if impact >= 2.0:  # an arc facing the impact point
             centre = rng.uniform(0, 2 * math.pi)
@@ -254,21 +283,28 @@ class Simulator:
             times = np.bincount(pixel, weights=points[inside, 2], minlength=n_pix)
             times = np.divide(times, signal, out=np.zeros(n_pix), where=signal > 0)
         charge = rng.poisson(signal + s.nsb) - s.nsb + rng.normal(0.0, s.noise, n_pix)
-        time = times + rng.normal(0.0, s.time_jitter, n_pix)
-        weight = np.clip(charge, 0, None)
-        if weight.sum() > 0:
-            time = time - (weight * time).sum() / weight.sum()
+        # times relative to the signal's charge-weighted mean; a pixel without signal photons
+        # reads a time anywhere in the readout window (no absolute reference leaks through it)
+        lit = signal > 0
+        reference = (signal[lit] * times[lit]).sum() / signal[lit].sum() if lit.any() else 0.0
+        time = np.where(
+            lit,
+            times - reference + rng.normal(0.0, s.time_jitter, n_pix),
+            rng.uniform(-s.readout_window, s.readout_window, n_pix),
+        )
         return charge.astype(np.float32), time.astype(np.float32)
 
     def simulate(
         self, n: int, seed: int, *, particles=(GAMMA, PROTON), energy_range=None, first: int = 0
     ) -> Events:
         """Events ``first`` ... ``first + n - 1`` of the stream ``seed``: particle kinds taken in
-        turn from ``particles``; event i draws from SeedSequence(seed, spawn_key=(i,))."""
+        turn from ``particles``; event i draws from SeedSequence(seed, spawn_key=(i, particle))."""
         rows = []
         for i in range(first, first + n):
-            rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(i,)))
-            rows.append(self.event(particles[i % len(particles)], rng, energy_range))
+            kind = particles[i % len(particles)]
+            # keyed by the particle too: gamma-only and proton-only files of one seed are unrelated
+            rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(i, kind)))
+            rows.append(self.event(kind, rng, energy_range))
         if not rows:
             empty = np.zeros((0, self.camera.n_pixels), np.float32)
             pairs = np.zeros((0, 2))
