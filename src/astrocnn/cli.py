@@ -304,8 +304,6 @@ def predict_command(
     compile_: bool,
 ) -> None:
     """Apply a trained network to FITS, HDF5, NPY/NPZ or PNG/JPEG files."""
-    from pathlib import Path
-
     from astrocnn.engine.predict import predict_files
     from astrocnn.engine.run import load_run
 
@@ -330,8 +328,6 @@ def predict_command(
 @click.option("--out", type=click.Path(), help="Folder (default RUN/export).")
 def export_command(run_dir: str, fmt: str, out: str | None) -> None:
     """Export the trained network as ONNX or safetensors (+ model.json)."""
-    from pathlib import Path
-
     from astrocnn.engine.export import export_run
     from astrocnn.engine.run import load_run
 
@@ -457,8 +453,6 @@ def generate_iact(
 @click.option("--quick", is_flag=True, help="Smaller data and fewer epochs (about 3 minutes).")
 def demo_command(out: str, quick: bool) -> None:
     """Run every task at a small scale and print one comparison table."""
-    from pathlib import Path
-
     from astrocnn.engine.demo import run_demo
 
     run_demo(Path(out), quick=quick)

@@ -27,6 +27,7 @@ from astrocnn.data.readers import (
     finite_float32,
     hdf5_dataset,
     hdf5_dataset_names,
+    hdf5_listing,
     library_errors,
     open_hdf5,
     read_image,
@@ -74,14 +75,7 @@ class LabelledHDF5(Dataset):
         self._file: h5py.File | None = None
         self._pid: int | None = None
         with open_hdf5(self.path) as f, library_errors(self.path, "HDF5"):
-            if labels is None:
-                found = [name for name in ("labels", "targets") if isinstance(f.get(name), h5py.Dataset)]
-                if not found:
-                    raise DataError(
-                        f"{self.path}: has neither a 'labels' nor a 'targets' dataset; name one with "
-                        f"--labels-key (the datasets are: {_listing(f)})"
-                    )
-                labels = found[0]
+            labels = labels or default_labels(self.path, f)
             image_ds = hdf5_dataset(self.path, f, images)
             label_ds = hdf5_dataset(self.path, f, labels)
             if image_ds.ndim < 2:
@@ -398,14 +392,7 @@ def describe_labelled(
         return _describe_csv(path, labels_key)
     images_key = images_key or "images"
     with open_hdf5(path) as f, library_errors(path, "HDF5"):
-        if labels_key is None:
-            found = [name for name in ("labels", "targets") if isinstance(f.get(name), h5py.Dataset)]
-            if not found:
-                raise DataError(
-                    f"{path}: has neither a 'labels' nor a 'targets' dataset; name one with --labels-key "
-                    f"(the datasets are: {_listing(f)})"
-                )
-            labels_key = found[0]
+        labels_key = labels_key or default_labels(path, f)
         images = hdf5_dataset(path, f, images_key)
         labels = hdf5_dataset(path, f, labels_key)
         if images.ndim < 2 or len(images) == 0:
@@ -435,9 +422,16 @@ def describe_labelled(
         )
 
 
-def _listing(f: h5py.File) -> str:
-    names = hdf5_dataset_names(f)
-    return ", ".join(names[:10]) + (", ..." if len(names) > 10 else "") if names else "none"
+def default_labels(path: Path, f: h5py.File) -> str:
+    """The labels dataset when none is named: "labels", else "targets", else an error listing
+    what the file holds."""
+    for name in ("labels", "targets"):
+        if isinstance(f.get(name), h5py.Dataset):
+            return name
+    raise DataError(
+        f"{path}: has neither a 'labels' nor a 'targets' dataset; name one with --labels-key "
+        f"(the datasets are: {hdf5_listing(hdf5_dataset_names(f))})"
+    )
 
 
 def _distinct(ds: h5py.Dataset, chunk: int = 1024) -> np.ndarray:

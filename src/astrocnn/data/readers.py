@@ -244,10 +244,15 @@ def hdf5_dataset_names(f: h5py.File) -> list[str]:
     return names
 
 
+def hdf5_listing(names: list[str]) -> str:
+    """What a file holds, for error messages: the first ten dataset names."""
+    return ", ".join(names[:10]) + (", ..." if len(names) > 10 else "") if names else "none"
+
+
 def hdf5_dataset(path: Path, f: h5py.File, name: str | None) -> h5py.Dataset:
     """The dataset ``name`` in ``f`` (default: the only one), or a DataError listing what is there."""
     names = hdf5_dataset_names(f)
-    listing = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "") if names else "none"
+    listing = hdf5_listing(names)
     if name is None:
         if "images" in names:  # the name astrocnn's own files and labelled files use
             name = "images"

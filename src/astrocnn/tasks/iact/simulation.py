@@ -416,7 +416,7 @@ def read_events(path, camera: Camera | None = None) -> tuple[Events, Camera]:
     a file from another camera is refused. Every problem is one DataError naming the file."""
     from pathlib import Path
 
-    from astrocnn.data.readers import DataError, hdf5_dataset_names, library_errors, open_hdf5
+    from astrocnn.data.readers import DataError, hdf5_dataset_names, hdf5_listing, library_errors, open_hdf5
 
     path = Path(path)
     with library_errors(path, "HDF5"), open_hdf5(path) as f:
@@ -425,10 +425,9 @@ def read_events(path, camera: Camera | None = None) -> tuple[Events, Camera]:
             name for name in (*EVENT_FIELDS, "camera/x", "camera/y", "camera/lattice") if name not in held
         ]
         if missing:
-            listing = ", ".join(held[:10]) + (", ..." if len(held) > 10 else "") if held else "none"
             raise DataError(
                 f"{path}: no dataset {missing[0]!r}: not a file of `astrocnn generate iact` "
-                f"(it holds: {listing})"
+                f"(it holds: {hdf5_listing(held)})"
             )
         name = str(f.attrs.get("camera", ""))
         from astrocnn.tasks.iact.camera import CAMERAS, get_camera
