@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_engine.py --out docs/benchmarks.md
 	$(BIN)/python benchmarks/bench_generators.py --out docs/benchmarks.md
 	$(BIN)/python benchmarks/bench_ising.py --out docs/benchmarks.md
+	$(BIN)/python benchmarks/bench_ising_confusion.py --out docs/benchmarks.md
 	$(BIN)/python benchmarks/bench_sky_baseline.py --out docs/benchmarks.md
 
 clean:

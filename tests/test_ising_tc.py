@@ -54,6 +54,64 @@ def test_binder_crossing_recovers_a_planted_transition_over_many_data_sets():
     assert 0.4 < np.sqrt(np.mean(pulls**2)) < 2.0  # the uncertainty is honest, neither tiny nor huge
 
 
+def saturating_order_parameter(rng, tc: float, L: int, n: int):
+    """phi = +-mu + noise with mu = 4.3 exp(0.6 (tc - T) L), capped at 3 x 4.3: like the
+    magnetisation it saturates in the ordered phase (no trace of T there) and is noise in the
+    disordered phase, and it changes within a window of width ~ 1 / L around tc: from the cap at
+    tc - 1.8 / L to mu = 1 (lost in the noise) at tc + 2.4 / L. T is drawn uniformly in
+    (1.0, 3.8), so that nothing but L sets a scale (a grid of temperatures would)."""
+    t = rng.uniform(1.0, 3.8, n)
+    mu = 4.3 * np.exp(np.clip(0.6 * (tc - t) * L, -30, np.log(3.0)))
+    return rng.choice([-1.0, 1.0], size=len(t)) * mu + rng.normal(size=len(t)), t
+
+
+def confusion_curve(rng, tc, L, trials):
+    """Learning by confusion with the best threshold on |phi| as the classifier: trained on one
+    data set, scored on another."""
+    (phi, t), (phi_test, t_test) = (saturating_order_parameter(rng, tc, L, 20_000) for _ in range(2))
+    curve = []
+    for trial in trials:
+        y, y_test = analysis.confusion_labels(t, trial), analysis.confusion_labels(t_test, trial)
+        cuts = np.quantile(np.abs(phi), np.linspace(0, 1, 201))
+        best = cuts[np.argmax([((np.abs(phi) > c) == y).mean() for c in cuts])]
+        curve.append(((np.abs(phi_test) > best) == y_test).mean())
+    return np.array(curve), t
+
+
+@pytest.mark.parametrize("tc", [1.9, 2.269185, 2.6])
+def test_confusion_peak_converges_to_a_planted_transition(tc):
+    """The W's middle peak sits inside each L's transition window (tc - 1.8 / L, tc + 2.4 / L),
+    the windows shrink like 1 / L, and the 1/L extrapolation of the peaks lands on tc; a planted
+    tc elsewhere moves the estimate with it."""
+    trials = np.round(np.arange(1.3, 3.5, 0.02), 4)
+    sizes = np.array([8, 16, 32])
+    rng = np.random.default_rng(5)
+    peaks = []
+    for L in sizes:
+        curve, t = confusion_curve(rng, tc, L, trials)
+        peak = analysis.confusion_peak(trials, curve, t)
+        middle = np.argmin(np.abs(trials - peak))
+        assert curve[:middle].min() < curve[middle] - 0.05  # a real middle peak of the W
+        assert curve[middle:].min() < curve[middle] - 0.05
+        assert tc - 1.8 / L <= peak <= tc + 2.4 / L
+        peaks.append(peak)
+    estimate, _ = analysis.extrapolate(sizes, np.array(peaks))
+    assert abs(estimate - tc) < 0.04
+
+
+def test_confusion_peak_ignores_the_trivial_arms_and_needs_an_interior_peak():
+    trials = np.round(np.arange(1.0, 3.01, 0.1), 4)
+    t_train = np.repeat(trials, 10)
+    # a W with its middle peak at 2.2, arms rising towards 1 at the ends (higher than the peak)
+    w = np.interp(trials, [1.0, 1.6, 2.2, 2.8, 3.0], [1.0, 0.7, 0.95, 0.7, 0.99])
+    assert analysis.confusion_peak(trials, w, t_train) == pytest.approx(2.2)
+    # a higher left neighbour pulls the parabola's vertex towards it
+    w[np.isclose(trials, 2.1)] = 0.94
+    assert 2.1 < analysis.confusion_peak(trials, w, t_train) < 2.2
+    # a monotonic curve has no middle peak: its highest point is the edge of the searched range
+    assert np.isnan(analysis.confusion_peak(trials, np.linspace(1.0, 0.5, len(trials)), t_train))
+
+
 def test_pair_crossing_keeps_the_clean_crossing_and_ignores_noise():
     temps = np.round(2.0 + 0.05 * np.arange(12), 4)
     u_small = np.array([0.64, 0.63, 0.62, 0.60, 0.55, 0.45, 0.30, 0.20, 0.10, 0.05, 0.02, 0.01])

@@ -300,3 +300,42 @@ def output_crossings(p_ordered: np.ndarray, t: np.ndarray, size: np.ndarray) -> 
         "tc_output_crossing": tc,
         "tc_fit_amplitude": a,
     }
+
+
+# ---- learning by confusion (van Nieuwenburg, Liu and Huber 2017), a study -----------------------
+
+
+def confusion_labels(t: np.ndarray, trial: float) -> np.ndarray:
+    """Labels of the confusion scheme for a trial critical temperature: 1 below it, 0 above."""
+    return (np.asarray(t) < trial).astype(np.int64)
+
+
+def confusion_peak(
+    trials: np.ndarray, accuracy: np.ndarray, t_train: np.ndarray, balance: float = 0.25
+) -> float:
+    """The middle peak of the W-shaped test accuracy over trial critical temperatures.
+
+    At the two ends of the trial range the accuracy is trivially high (almost every training
+    configuration has the same label), so the peak is searched only among trials that leave at
+    least ``balance`` of the training configurations on each side, and it must be a local maximum
+    with a neighbour inside that range on both sides (the edge of the range is the rising arm of
+    the W, not its peak). The highest such point is refined by a parabola through it and its two
+    neighbours, its vertex kept within them. NaN if there is no interior peak.
+    """
+    trials, accuracy = np.asarray(trials, float), np.asarray(accuracy, float)
+    t_train = np.asarray(t_train, float)
+    below = np.array([(t_train < trial).mean() for trial in trials])
+    inside = (below >= balance) & (1 - below >= balance)
+    peaks = [
+        i
+        for i in range(1, len(trials) - 1)
+        if inside[i - 1 : i + 2].all() and accuracy[i] >= accuracy[i - 1] and accuracy[i] >= accuracy[i + 1]
+    ]
+    if not peaks:
+        return float("nan")
+    i = max(peaks, key=lambda j: accuracy[j])
+    x, y = trials[i - 1 : i + 2], accuracy[i - 1 : i + 2]
+    a, b, _ = np.polyfit(x, y, 2)
+    if a >= 0:  # three equal points: flat top
+        return float(trials[i])
+    return float(np.clip(-b / (2 * a), x[0], x[-1]))
