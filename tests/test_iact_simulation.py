@@ -120,7 +120,8 @@ def test_generate_iact_writes_the_events_and_the_camera(tmp_path, capsys):
         charge = f["charge"][()]
         assert set(np.unique(f["particle"][()]).tolist()) == {0, 1}
     # the same events from one process, chunk by chunk
-    one = simulation.generate(camera, 1200, 0, energy_range=(1.0, 10.0), workers=1)
+    # protons over three times the gamma rays' range by default
+    one = simulation.generate(camera, 1200, 0, energy_range={0: (1.0, 10.0), 1: (3.0, 30.0)}, workers=1)
     np.testing.assert_array_equal(one.charge, charge)
     assert main(["generate", "iact", "--particles", "electron", "--out", str(tmp_path / "x.h5")]) == 2
     assert main(["generate", "iact", "--energy", "10:1", "--out", str(tmp_path / "x.h5")]) == 2

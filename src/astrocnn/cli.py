@@ -399,6 +399,13 @@ def generate_ising(sizes: str, temperatures: str, per_t: int, seed: int, out: st
 @click.option(
     "--energy", default="0.3:100", show_default=True, help="Energy range in TeV, LOW:HIGH (power law E^-2)."
 )
+@click.option(
+    "--proton-energy-factor",
+    default=3.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Protons are drawn over --energy times this: a proton gives 0.35-0.5 of a gamma ray's light.",
+)
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option(
     "--workers",
@@ -407,7 +414,14 @@ def generate_ising(sizes: str, temperatures: str, per_t: int, seed: int, out: st
 )
 @click.option("--out", required=True, type=click.Path(), help="HDF5 file to write.")
 def generate_iact(
-    camera_name: str, n_events: int, particles: str, energy: str, seed: int, workers, out: str
+    camera_name: str,
+    n_events: int,
+    particles: str,
+    energy: str,
+    proton_energy_factor: float,
+    seed: int,
+    workers,
+    out: str,
 ) -> None:
     """Cherenkov-telescope images of gamma-ray and proton showers (astrocnn's own Monte Carlo)."""
     from rich.progress import Progress
@@ -430,8 +444,12 @@ def generate_iact(
     codes = tuple(simulation.PARTICLES.index(k) for k in kinds)
     with Progress(transient=True) as progress:
         bar = progress.add_task(f"showers on {camera_name}", total=n_events)
+        ranges = {
+            simulation.GAMMA: (low, high),
+            simulation.PROTON: (low * proton_energy_factor, high * proton_energy_factor),
+        }
         events = simulation.generate(
-            camera, n_events, seed, particles=codes, energy_range=(low, high),
+            camera, n_events, seed, particles=codes, energy_range=ranges,
             workers=workers or available_cores(), progress=lambda k: progress.update(bar, advance=k),
         )  # fmt: skip
     attrs = {
@@ -443,6 +461,7 @@ def generate_iact(
         "focal_length": camera.focal_length,
         "particles": ",".join(kinds),
         "energy_range": [low, high],
+        "proton_energy_range": [low * proton_energy_factor, high * proton_energy_factor],
     }
     write_hdf5(out, simulation.to_hdf5_datasets(events, camera), attrs)
     click.echo(f"wrote {out}: {n_events} events on the {camera_name} camera ({camera.n_pixels} pixels)")

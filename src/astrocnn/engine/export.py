@@ -123,6 +123,7 @@ def model_description(run: Run, output_shape: tuple[int, ...] | None = None) -> 
         "model": name,
         "spatial_dims": task.spatial_dims,
         "in_channels": task.in_channels,
+        "network_in_channels": task.network_channels,
         "num_outputs": task.num_outputs,
         "options": options,
         "input_size": list(task.input_size),
@@ -235,7 +236,7 @@ def _load(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
         model = create_model(
             description["model"],
             spatial_dims=description["spatial_dims"],
-            in_channels=description["in_channels"],
+            in_channels=description.get("network_in_channels", description["in_channels"]),
             num_outputs=description["num_outputs"],
             **options,
         )

@@ -39,7 +39,7 @@ def build_model(config: RunConfig, task: Task, which: str = "cnn") -> nn.Module:
     return create_model(
         name,
         spatial_dims=task.spatial_dims,
-        in_channels=task.in_channels,
+        in_channels=task.network_channels,
         num_outputs=task.num_outputs,
         **options,
     )

@@ -155,6 +155,12 @@ class Task(ABC):
         ``astrocnn generate`` writes), or None where ``--data`` is a generic labelled file."""
         return None
 
+    @property
+    def network_channels(self) -> int:
+        """Channels of the network's input: ``in_channels`` unless :meth:`preprocess` adds some
+        (e.g. the pixels' coordinates, where the physics is not translation invariant)."""
+        return self.in_channels
+
     def preprocess(self, x: np.ndarray) -> np.ndarray:
         """Raw images (N, C, *S) -> network input; applied to generated data and to user files alike."""
         return x.astype(np.float32, copy=False)
@@ -230,7 +236,7 @@ class Task(ABC):
     def build_mlp(self) -> nn.Module:
         """The fully connected network the CNN is compared with."""
         return create_model(
-            "mlp", spatial_dims=self.spatial_dims, in_channels=self.in_channels, num_outputs=self.num_outputs,
+            "mlp", spatial_dims=self.spatial_dims, in_channels=self.network_channels, num_outputs=self.num_outputs,
             input_size=self.input_size, **self.defaults.mlp_options,
         )  # fmt: skip
 

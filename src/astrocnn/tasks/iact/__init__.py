@@ -1,6 +1,8 @@
-"""Imaging atmospheric Cherenkov telescopes: cameras and the mapping of hexagonal images (the
-simulation, tasks, Hillas baseline and plots of the family come on top of these)."""
+"""Imaging atmospheric Cherenkov telescopes: cameras and the mapping of hexagonal images
+(``camera``), the Monte Carlo (``simulation``), the Hillas baseline (``hillas``), the tasks
+``iact-gamma-hadron`` and ``iact-energy`` (``tasks``) and figures (``plots``)."""
 
+from astrocnn.tasks.iact import tasks  # noqa: F401  (registers the tasks)
 from astrocnn.tasks.iact.camera import BilinearMapping, Camera, get_camera
 
 __all__ = ["BilinearMapping", "Camera", "get_camera"]

@@ -53,3 +53,52 @@ def camera_images(
         draw_camera(ax, camera, image, label=label)
         ax.set_title(f"{camera.name}: {title}", fontsize=9)
     plotting.save(fig, path)
+
+
+def example_events(camera: Camera, test, path: Path) -> None:
+    """Two test events of each particle kind present (the brightest of the first few), as hexagons."""
+    picks, titles = [], []
+    particle, energy, size = test.meta["particle"], test.meta["energy"], test.meta["image_size"]
+    for kind, name in ((0, "gamma"), (1, "proton")):
+        idx = np.flatnonzero(particle == kind)[:40]
+        for i in idx[np.argsort(size[idx])[::-1][:2]]:
+            picks.append(test.meta["charge"][i])
+            titles.append(f"{name}, {energy[i]:.2f} TeV, size {size[i]:.0f} p.e.")
+    if picks:
+        camera_images(camera, np.array(picks), titles, path)
+
+
+def roc_curves(test, predictions: dict[str, np.ndarray], path: Path, baseline_name: str = "") -> None:
+    """Proton efficiency against gamma-ray efficiency (log scale) for every method."""
+    from sklearn.metrics import roc_curve
+
+    is_gamma = np.asarray(test.y) == 0
+    fig, ax = plotting.plt.subplots(figsize=(5, 4))
+    for method, prob in predictions.items():
+        fpr, tpr, _ = roc_curve(is_gamma, prob[:, 0])
+        ax.plot(tpr, np.maximum(fpr, 1e-4), label=plotting.method_label(method, baseline_name))
+    ax.set_yscale("log")
+    ax.set_xlabel("gamma-ray efficiency")
+    ax.set_ylabel("proton efficiency (background kept)")
+    ax.set_title("ROC: gamma rays against protons")
+    plotting.legend(ax, fontsize=8)
+    plotting.save(fig, path)
+
+
+def migration_matrices(test, predictions: dict[str, np.ndarray], path: Path, baseline_name: str = "") -> None:
+    """Reconstructed against true log10 E for every method, as 2-D histograms."""
+    true = np.asarray(test.y, float).reshape(-1)
+    edges = np.linspace(-0.6, 2.0, 27)
+    fig, axes = plotting.plt.subplots(
+        1, len(predictions), figsize=(4.2 * len(predictions), 3.8), squeeze=False
+    )
+    for ax, (method, pred) in zip(axes[0], predictions.items(), strict=True):
+        hist, _, _ = np.histogram2d(true, np.asarray(pred, float).reshape(-1), bins=[edges, edges])
+        norm = hist / np.maximum(hist.sum(axis=1, keepdims=True), 1)  # each true bin sums to one
+        mesh = ax.pcolormesh(edges, edges, norm.T, cmap="Blues", vmin=0)
+        ax.plot(edges, edges, "k:", lw=0.8)
+        ax.set_title(plotting.method_label(method, baseline_name), fontsize=9)
+        ax.set_xlabel("true log10(E / TeV)")
+        ax.set_ylabel("reconstructed log10(E / TeV)")
+        fig.colorbar(mesh, ax=ax, label="fraction of the true bin", shrink=0.8)
+    plotting.save(fig, path)

@@ -298,13 +298,15 @@ class Simulator:
         self, n: int, seed: int, *, particles=(GAMMA, PROTON), energy_range=None, first: int = 0
     ) -> Events:
         """Events ``first`` ... ``first + n - 1`` of the stream ``seed``: particle kinds taken in
-        turn from ``particles``; event i draws from SeedSequence(seed, spawn_key=(i, particle))."""
+        turn from ``particles``; event i draws from SeedSequence(seed, spawn_key=(i, particle)).
+        ``energy_range`` (TeV) is one (low, high) for all, or a mapping particle -> (low, high)."""
         rows = []
         for i in range(first, first + n):
             kind = particles[i % len(particles)]
             # keyed by the particle too: gamma-only and proton-only files of one seed are unrelated
             rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(i, kind)))
-            rows.append(self.event(kind, rng, energy_range))
+            kind_range = energy_range.get(kind) if isinstance(energy_range, dict) else energy_range
+            rows.append(self.event(kind, rng, kind_range))
         if not rows:
             empty = np.zeros((0, self.camera.n_pixels), np.float32)
             pairs = np.zeros((0, 2))

@@ -1,0 +1,420 @@
+"""The Cherenkov-telescope tasks: particle type (``iact-gamma-hadron``) and energy (``iact-energy``).
+
+Events come from astrocnn's Monte Carlo (``simulation``) or from a file that ``astrocnn generate
+iact`` wrote. Both tasks keep only the events an IACT analysis keeps: a tail-cut-cleaned image of
+at least ``min_size`` photoelectrons (50 by default; below it the Hillas parameters are noise and
+no analysis uses the event). Protons are drawn over three times the gamma rays' energy range:
+a proton gives 0.35-0.5 of a gamma ray's light, so over the same range nearly all of them would
+fail the size cut (real productions simulate protons to higher energies for the same reason).
+
+The networks see the camera mapped onto a square grid, two channels: the charge and the arrival
+time. ``mapping=axial`` (default) places each hexagonal pixel in one cell of its axial (row-shift)
+address, a one-to-one map; ``mapping=bilinear`` resamples the camera onto a square grid with
+bilinear weights that keep the total charge (times are charge-independent weighted averages).
+``preprocess`` takes asinh of the charge (linear for a few photoelectrons, logarithmic for
+bright images) and the time in units of 10 ns.
+
+The classical baseline is the IACT community's: tail-cuts cleaning, Hillas parameters and
+scikit-learn's gradient-boosted trees on them, trained on the same events.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.metrics import accuracy_score, roc_auc_score
+
+from astrocnn.errors import OptionError
+from astrocnn.tasks.base import ArraySplit, Task, TaskDefaults, TaskKind
+from astrocnn.tasks.iact import hillas
+from astrocnn.tasks.iact import simulation as sim
+from astrocnn.tasks.iact.camera import CAMERAS, BilinearMapping, Camera, get_camera
+from astrocnn.tasks.registry import register_task
+
+MAPPINGS = ("axial", "bilinear")
+MIN_SIZE = 50.0  # photoelectrons after cleaning
+PROTON_ENERGY_FACTOR = 3.0
+TIME_SCALE = 10.0  # ns
+#: log10(E / TeV) bins of the energy metrics: 0.3 to 100 TeV, five per decade
+ENERGY_BINS = [round(float(v), 4) for v in np.linspace(-0.6, 2.0, 14)]
+#: Gamma-ray efficiencies at which the quality factor is reported.
+Q_EFFICIENCIES = (0.5, 0.8)
+
+
+class Mapper:
+    """Camera images (N, n_pixels) onto the network's square grid (N, H, W) and back."""
+
+    def __init__(self, camera: Camera, mapping: str):
+        if mapping not in MAPPINGS:
+            raise OptionError(f"mapping must be one of {', '.join(MAPPINGS)}, not {mapping!r}")
+        self.camera, self.mapping = camera, mapping
+        if mapping == "bilinear":
+            self.bilinear = BilinearMapping(camera)
+            self.shape = (self.bilinear.size, self.bilinear.size)
+            self._weights = np.asarray(self.bilinear.matrix.sum(axis=1)).reshape(self.shape)
+        else:
+            self.shape = camera.axial_shape
+
+    def charge(self, values: np.ndarray) -> np.ndarray:
+        if self.mapping == "axial":
+            return self.camera.to_axial(np.asarray(values, np.float32))
+        return self.bilinear.to_grid(values).astype(np.float32)
+
+    def time(self, values: np.ndarray) -> np.ndarray:
+        """Times are not shared out like charge: each grid node holds the weighted mean."""
+        if self.mapping == "axial":
+            return self.camera.to_axial(np.asarray(values, np.float32))
+        grid = self.bilinear.to_grid(values) / np.maximum(self._weights, 1e-9)
+        return np.where(self._weights > 0, grid, 0.0).astype(np.float32)
+
+    def images(self, charge: np.ndarray, time: np.ndarray) -> np.ndarray:
+        return np.stack([self.charge(charge), self.time(time)], axis=1)
+
+    def coordinates(self) -> np.ndarray:
+        """(2, H, W) the sky position of every grid cell, x and y in degrees from the camera
+        centre (zero outside the camera)."""
+        cam = self.camera
+        xy = np.degrees(np.arctan(np.stack([cam.x, cam.y]) / cam.focal_length))
+        if self.mapping == "axial":
+            return cam.to_axial(xy.astype(np.float32))
+        size, step, origin = self.bilinear.size, self.bilinear.step, self.bilinear.origin
+        u = origin[0] + step * np.arange(size)
+        v = origin[1] + step * np.arange(size)
+        grid = np.degrees(np.arctan(np.stack(np.meshgrid(u, v)) / cam.focal_length))
+        return np.where(self._weights > 0, grid, 0.0).astype(np.float32)
+
+    def to_camera(self, grid: np.ndarray) -> np.ndarray:
+        if self.mapping == "axial":
+            return self.camera.from_axial(grid)
+        return self.bilinear.from_grid(grid)
+
+
+def quality_factor(score_gamma: np.ndarray, score_hadron: np.ndarray, efficiency: float) -> float:
+    """Q = eps_gamma / sqrt(eps_hadron) at the cut that keeps ``efficiency`` of the gamma rays;
+    infinite where no hadron passes (reported as NaN: the test set is too small to tell)."""
+    cut = np.quantile(score_gamma, 1.0 - efficiency)
+    eps_h = float(np.mean(score_hadron >= cut))
+    eps_g = float(np.mean(score_gamma >= cut))
+    return eps_g / np.sqrt(eps_h) if eps_h > 0 else float("nan")
+
+
+def energy_resolution(
+    true_tev: np.ndarray, reco_tev: np.ndarray, edges_log10: list[float]
+) -> tuple[list, list]:
+    """Per bin of true log10 E: the 68 % containment of |dE/E| (resolution) and the median of
+    dE/E (bias), dE = E_reco - E_true; NaN for a bin with fewer than 10 events."""
+    rel = reco_tev / true_tev - 1.0
+    which = np.digitize(np.log10(true_tev), edges_log10) - 1
+    resolution, bias = [], []
+    for b in range(len(edges_log10) - 1):
+        r = rel[which == b]
+        if len(r) < 10:
+            resolution.append(float("nan"))
+            bias.append(float("nan"))
+        else:
+            resolution.append(float(np.quantile(np.abs(r), 0.68)))
+            bias.append(float(np.median(r)))
+    return resolution, bias
+
+
+class _IactTask(Task):
+    spatial_dims = 2
+    in_channels = 2
+    raw_units = (
+        "two channels on the network's square grid: photoelectrons per pixel, and the arrival "
+        "time in ns relative to the image's charge-weighted mean"
+    )
+    option_names = ("camera", "mapping", "min_size")
+    chunk_size = 250
+    #: which particles the task uses
+    particles: ClassVar[tuple[int, ...]] = (sim.GAMMA, sim.PROTON)
+
+    def __init__(self, camera: str = "taiga", mapping: str = "axial", min_size: Any = MIN_SIZE):
+        if camera not in CAMERAS:
+            raise OptionError(f"camera must be one of {', '.join(CAMERAS)}, not {camera!r}")
+        try:
+            self.min_size = float(min_size)
+        except (TypeError, ValueError):
+            raise OptionError(f"min_size must be a number of photoelectrons, not {min_size!r}") from None
+        self.camera = get_camera(camera)
+        self.mapper = Mapper(self.camera, mapping)
+        self.input_size = self.mapper.shape
+        self._coordinates = self.mapper.coordinates()
+        self.settings = sim.Settings()
+
+    def options(self) -> dict[str, Any]:
+        return {"camera": self.camera.name, "mapping": self.mapper.mapping, "min_size": self.min_size}
+
+    def data_contract(self) -> str:
+        return "\n".join([
+            f"{self.name}: {self.description}",
+            "data     the HDF5 file `astrocnn generate iact` writes: charge (N, pixels) photoelectrons, "
+            "time (N, pixels) ns, particle (0 gamma, 1 proton), energy (TeV), core, direction, "
+            "source, x_max, muon and the camera (camera/x, camera/y, camera/lattice)",
+            f"cut      only events whose cleaned image holds at least min_size={self.min_size:g} p.e.",
+            "options  --task-option camera=taiga|lst|square (the file's camera must match), "
+            "mapping=axial|bilinear, min_size=P.E.",
+            f"example  astrocnn generate iact --camera {self.camera.name} --n 20000 --out showers.h5 && "
+            f"astrocnn train {self.name} --data showers.h5",
+        ])  # fmt: skip
+
+    # ---- data ----------------------------------------------------------------------------------
+    def energy_range(self, particle: int) -> tuple[float, float]:
+        """Protons over ``PROTON_ENERGY_FACTOR`` times the gamma rays' range (as ``astrocnn
+        generate iact`` draws them by default)."""
+        low, high = self.settings.energy_range
+        factor = PROTON_ENERGY_FACTOR if particle == sim.PROTON else 1.0
+        return low * factor, high * factor
+
+    def select(self, events: sim.Events) -> np.ndarray:
+        """The analysis cut: cleaned size of at least ``min_size`` photoelectrons."""
+        return hillas.cleaned_sizes(self.camera, events.charge) >= self.min_size
+
+    def _selected(self, particle: int, n: int, rng: np.random.Generator) -> sim.Events:
+        """``n`` events of one particle kind that pass the cut, simulated in rounds."""
+        parts, found, rate = [], 0, 0.1
+        while found < n:
+            batch = int(min(20_000, max(64, 1.3 * (n - found) / rate)))
+            events = sim.Simulator(self.camera, self.settings).simulate(
+                batch,
+                int(rng.integers(2**62)),
+                particles=(particle,),
+                energy_range=self.energy_range(particle),
+            )
+            keep = self.select(events)
+            rate = max(keep.mean(), 0.005)
+            parts.append(_take(events, np.flatnonzero(keep)))
+            found += int(keep.sum())
+        return _take(sim.concatenate(parts), np.arange(n))
+
+    def generate(self, n: int, rng: np.random.Generator, split: str = "test") -> ArraySplit:
+        kinds = rng.permutation(np.arange(n) % len(self.particles))
+        parts = [
+            self._selected(self.particles[k], int((kinds == k).sum()), rng)
+            for k in range(len(self.particles))
+        ]
+        events = sim.concatenate(parts)
+        order = np.argsort(np.concatenate([np.flatnonzero(kinds == k) for k in range(len(self.particles))]))
+        return self.split_of(_take(events, order))
+
+    def split_of(self, events: sim.Events) -> ArraySplit:
+        x = self.mapper.images(events.charge, events.time)
+        meta = {
+            "charge": events.charge.astype(np.float32),
+            "particle": events.particle,
+            "energy": events.energy,
+            "impact": events.impact,
+            "image_size": hillas.cleaned_sizes(self.camera, events.charge),
+            "muon": events.muon,
+        }
+        return ArraySplit(x, self.labels(events), meta)
+
+    def splits_from_file(self, path: str, seed: int) -> tuple[ArraySplit, ArraySplit, ArraySplit]:
+        """The events of the file that pass the cut, split 70 / 15 / 15 at random (``seed``)."""
+        from astrocnn.data.readers import DataError
+
+        events, _ = sim.read_events(path, self.camera)
+        keep = self.select(events) & np.isin(events.particle, self.particles)
+        idx = np.random.default_rng(seed).permutation(np.flatnonzero(keep))
+        if len(idx) < 20:
+            raise DataError(
+                f"{path}: only {len(idx)} events pass the cut (cleaned size >= {self.min_size:g} p.e.) "
+                f"for {self.name}; it needs at least 20"
+            )
+        cut = [round(0.7 * len(idx)), round(0.85 * len(idx))]
+        return tuple(self.split_of(_take(events, np.sort(part))) for part in np.split(idx, cut))
+
+    def labels(self, events: sim.Events) -> np.ndarray:
+        raise NotImplementedError
+
+    @property
+    def network_channels(self) -> int:
+        return 4
+
+    def preprocess(self, x: np.ndarray) -> np.ndarray:
+        out = np.empty((x.shape[0], 4, *x.shape[2:]), np.float32)
+        out[:, 0] = np.arcsinh(x[:, 0])
+        out[:, 1] = x[:, 1] / TIME_SCALE
+        out[:, 2:] = self._coordinates
+        return out
+
+    def preprocess_torch(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float()
+        coords = torch.from_numpy(self._coordinates).to(x.device).expand(x.shape[0], -1, -1, -1)
+        return torch.cat([torch.asinh(x[:, :1]), x[:, 1:2] / TIME_SCALE, coords], dim=1)
+
+    def describe_preprocessing(self) -> str:
+        return (
+            f"channel 0 (photoelectrons): asinh(x); channel 1 (ns): x / {TIME_SCALE:g}; then two "
+            "channels appended: each cell's x and y on the sky in degrees from the camera centre "
+            "(where the source is: the physics is not translation invariant), zero outside the "
+            "camera; float32"
+        )
+
+    def augment(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def hillas(self, split: ArraySplit) -> np.ndarray:
+        return hillas.hillas_features(self.camera, split.meta["charge"])
+
+    def plots(self, results, test, predictions, out, networks) -> None:
+        from astrocnn.tasks.iact import plots as iact_plots
+
+        iact_plots.example_events(self.camera, test, out / "events.png")
+
+
+def _take(events: sim.Events, idx: np.ndarray) -> sim.Events:
+    return sim.Events(*(getattr(events, f)[idx] for f in sim.Events.__dataclass_fields__))
+
+
+@register_task
+class IactGammaHadron(_IactTask):
+    name = "iact-gamma-hadron"
+    kind = TaskKind.CLASSIFICATION
+    description = "Cherenkov telescope: gamma ray or proton from the camera image (classification)"
+    num_outputs = 2
+    class_names = ("gamma", "proton")
+    headline = ("auc", True)
+    baseline_name = "Hillas parameters + gradient-boosted trees"
+    metric_notes: ClassVar[dict[str, tuple[str, bool | None]]] = {
+        "auc": ("area under the ROC curve of the gamma-ray score (0.5: chance)", True),
+        "accuracy": ("fraction of events given their true particle (half are gamma rays)", True),
+        "q_factor_50": (
+            "quality factor eps_gamma / sqrt(eps_proton) at the cut keeping 50 % of the gamma "
+            "rays: the gain in significance of a source over the cosmic-ray background",
+            True,
+        ),
+        "q_factor_80": ("the quality factor at 80 % gamma-ray efficiency", True),
+        "auc_vs_log_size": ("AUC in bins of log10 of the cleaned image size (p.e.)", True),
+    }
+    defaults = TaskDefaults(
+        model="resnet18",
+        model_options={"small_input": True, "width": 0.25},
+        epochs=8,
+        batch_size=64,
+        lr=2e-3,
+        n_train=4000,
+        n_val=600,
+        n_test=2000,
+        quick={"n_train": 300, "n_val": 100, "n_test": 200, "epochs": 1},
+    )
+
+    def labels(self, events: sim.Events) -> np.ndarray:
+        return (events.particle == sim.PROTON).astype(np.int64)
+
+    def metrics(self, prediction: np.ndarray, test: ArraySplit) -> dict[str, Any]:
+        gamma_score = prediction[:, 0].astype(np.float64)
+        is_gamma = test.y == 0
+        result: dict[str, Any] = {
+            "auc": float(roc_auc_score(is_gamma, gamma_score))
+            if 0 < is_gamma.sum() < len(is_gamma)
+            else float("nan"),
+            "accuracy": float(accuracy_score(test.y, prediction.argmax(axis=1))),
+        }
+        for eff in Q_EFFICIENCIES:
+            result[f"q_factor_{round(eff * 100)}"] = quality_factor(
+                gamma_score[is_gamma], gamma_score[~is_gamma], eff
+            )
+        if "image_size" in test.meta:
+            edges = [1.7, 2.0, 2.5, 3.0, 5.0]
+            which = np.digitize(np.log10(np.maximum(test.meta["image_size"], 1.0)), edges) - 1
+            aucs = []
+            for b in range(len(edges) - 1):
+                sel = which == b
+                both = 0 < is_gamma[sel].sum() < sel.sum()
+                aucs.append(
+                    float(roc_auc_score(is_gamma[sel], gamma_score[sel]))
+                    if both and sel.sum() >= 20
+                    else float("nan")
+                )
+            result["auc_vs_log_size"] = aucs
+            result["auc_vs_log_size_bins"] = edges
+        return result
+
+    def baseline(self, train: ArraySplit, test: ArraySplit) -> np.ndarray:
+        model = HistGradientBoostingClassifier(max_iter=300, learning_rate=0.1, random_state=0)
+        model.fit(self.hillas(train), train.y)
+        return model.predict_proba(self.hillas(test))
+
+    def plots(self, results, test, predictions, out, networks) -> None:
+        from astrocnn.tasks.iact import plots as iact_plots
+
+        super().plots(results, test, predictions, out, networks)
+        iact_plots.roc_curves(test, predictions, out / "roc.png", self.baseline_name)
+
+
+@register_task
+class IactEnergy(_IactTask):
+    name = "iact-energy"
+    kind = TaskKind.REGRESSION
+    description = "Cherenkov telescope: the energy of a gamma ray from its camera image (log10 E regression)"
+    num_outputs = 1
+    output_names = ("log10_energy_tev",)
+    particles = (sim.GAMMA,)
+    headline = ("energy_resolution_mean", False)
+    baseline_name = "Hillas parameters + gradient-boosted trees"
+    value_units = "log10 of the energy in TeV"
+    metric_notes: ClassVar[dict[str, tuple[str, bool | None]]] = {
+        "energy_resolution": (
+            "68 % containment of |E_reco / E_true - 1| per bin of true log10 E (TeV)",
+            False,
+        ),
+        "energy_bias": ("median of E_reco / E_true - 1 per bin of true log10 E (TeV)", None),
+        "energy_resolution_mean": (
+            "energy_resolution averaged over the bins with at least 10 events",
+            False,
+        ),
+        "rmse_log10": ("root-mean-square error of log10 E", False),
+    }
+    defaults = TaskDefaults(
+        model="resnet18",
+        model_options={"small_input": True, "width": 0.25},
+        epochs=8,
+        batch_size=64,
+        lr=2e-3,
+        n_train=4000,
+        n_val=600,
+        n_test=2000,
+        quick={"n_train": 300, "n_val": 100, "n_test": 200, "epochs": 1},
+    )
+    LOG_E_MEAN, LOG_E_SCALE = 0.5, 0.5
+
+    def labels(self, events: sim.Events) -> np.ndarray:
+        return np.log10(events.energy)[:, None].astype(np.float32)
+
+    def target_tensor(self, y: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor((np.asarray(y) - self.LOG_E_MEAN) / self.LOG_E_SCALE, dtype=torch.float32)
+
+    def postprocess(self, output: torch.Tensor) -> torch.Tensor:
+        return output * self.LOG_E_SCALE + self.LOG_E_MEAN
+
+    def describe_postprocessing(self) -> str:
+        return f"output * {self.LOG_E_SCALE} + {self.LOG_E_MEAN}: log10 of the energy in TeV"
+
+    def metrics(self, prediction: np.ndarray, test: ArraySplit) -> dict[str, Any]:
+        true = np.asarray(test.y, np.float64).reshape(-1)
+        reco = np.asarray(prediction, np.float64).reshape(-1)
+        resolution, bias = energy_resolution(10**true, 10**reco, ENERGY_BINS)
+        finite = [r for r in resolution if r == r]
+        return {
+            "energy_resolution_mean": float(np.mean(finite)) if finite else float("nan"),
+            "rmse_log10": float(np.sqrt(np.mean((reco - true) ** 2))),
+            "energy_resolution": resolution,
+            "energy_resolution_bins": ENERGY_BINS,
+            "energy_bias": bias,
+            "energy_bias_bins": ENERGY_BINS,
+        }
+
+    def baseline(self, train: ArraySplit, test: ArraySplit) -> np.ndarray:
+        model = HistGradientBoostingRegressor(max_iter=300, learning_rate=0.1, random_state=0)
+        model.fit(self.hillas(train), np.asarray(train.y).reshape(-1))
+        return model.predict(self.hillas(test))[:, None]
+
+    def plots(self, results, test, predictions, out, networks) -> None:
+        from astrocnn.tasks.iact import plots as iact_plots
+
+        super().plots(results, test, predictions, out, networks)
+        iact_plots.migration_matrices(test, predictions, out / "migration.png", self.baseline_name)

@@ -1,0 +1,140 @@
+"""The Cherenkov-telescope tasks: metrics against hand-computed values, the event selection, the
+mapping channels, and both tasks trained end to end from the generator and from a file."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import astrocnn
+from astrocnn.data.readers import DataError
+from astrocnn.tasks import get_task
+from astrocnn.tasks.iact import hillas
+from astrocnn.tasks.iact import tasks as iact_tasks
+from astrocnn.tasks.iact.camera import get_camera
+
+
+def test_quality_factor_by_hand():
+    gamma = np.linspace(0.0, 1.0, 101)  # cut keeping 50 %: score >= 0.5
+    hadron = np.concatenate([np.full(96, 0.1), np.full(4, 0.9)])  # 4 % of protons pass it
+    q = iact_tasks.quality_factor(gamma, hadron, 0.5)
+    assert q == pytest.approx((51 / 101) / np.sqrt(0.04))
+    assert np.isnan(iact_tasks.quality_factor(gamma, np.zeros(10), 0.5))  # no proton passes
+
+
+def test_energy_resolution_and_bias_by_hand():
+    rng = np.random.default_rng(0)
+    true = 10 ** rng.uniform(-0.5, 1.9, 20000)
+    rel = rng.normal(0.05, 0.2, true.size)  # 5 % bias, 20 % Gaussian spread
+    resolution, bias = iact_tasks.energy_resolution(true, true * (1 + rel), iact_tasks.ENERGY_BINS)
+    full = [r for r in resolution if r == r]
+    assert len(full) >= 11
+    # 68 % containment of |N(0.05, 0.2)|, computed from the same distribution
+    expected = np.quantile(np.abs(rng.normal(0.05, 0.2, 10**6)), 0.68)
+    assert np.allclose(full, expected, atol=0.02)
+    assert np.allclose([b for b in bias if b == b], 0.05, atol=0.02)
+    # a bin with fewer than 10 events is not reported
+    resolution, _ = iact_tasks.energy_resolution(np.array([1.0, 1.1]), np.array([1.0, 1.1]), [-1.0, 1.0])
+    assert np.isnan(resolution[0])
+
+
+def test_cleaned_sizes_agree_with_the_event_by_event_cleaning():
+    camera = get_camera("taiga")
+    rng = np.random.default_rng(1)
+    images = rng.exponential(2.0, size=(30, camera.n_pixels)) * (rng.random((30, camera.n_pixels)) < 0.2) * 8
+    sizes = hillas.cleaned_sizes(camera, images)
+    for image, size in zip(images, sizes, strict=True):
+        assert size == pytest.approx((image * hillas.tailcuts_clean(camera, image)).sum(), rel=1e-5)
+
+
+def test_generated_events_pass_the_cut_are_balanced_and_reproducible():
+    task = get_task("iact-gamma-hadron")
+    split = task.generate(40, np.random.default_rng(3))
+    assert split.x.shape == (40, 2, *task.input_size) and len(split.y) == 40
+    assert np.all(split.meta["image_size"] >= task.min_size)
+    assert split.y.sum() == 20  # half protons
+    assert np.array_equal(split.y, split.meta["particle"])
+    # protons over three times the gamma rays' energy range
+    assert split.meta["energy"][split.y == 1].min() >= 0.9
+    again = task.generate(40, np.random.default_rng(3))
+    np.testing.assert_array_equal(again.x, split.x)
+    energy = get_task("iact-energy").generate(10, np.random.default_rng(4))
+    assert np.all(energy.meta["particle"] == 0)
+    np.testing.assert_allclose(energy.y[:, 0], np.log10(energy.meta["energy"]), rtol=1e-6)
+
+
+@pytest.mark.parametrize("mapping", ["axial", "bilinear"])
+def test_preprocessing_in_numpy_and_torch_agree_and_add_the_coordinates(mapping):
+    task = get_task("iact-gamma-hadron", {"mapping": mapping})
+    camera = task.camera
+    charge = np.random.default_rng(2).exponential(3.0, (3, camera.n_pixels))
+    time = np.full((3, camera.n_pixels), 5.0)
+    raw = task.mapper.images(charge, time)
+    assert raw.shape == (3, 2, *task.input_size)
+    x = task.preprocess(raw)
+    assert x.shape[1] == task.network_channels == 4
+    np.testing.assert_allclose(task.preprocess_torch(torch.from_numpy(raw)).numpy(), x, rtol=1e-6, atol=1e-6)
+    # a time shared by every pixel stays that time on the grid (weighted means, not sums)
+    inside = task.mapper.charge(np.ones(camera.n_pixels)) > 0
+    np.testing.assert_allclose(raw[:, 1][:, inside], 5.0, rtol=1e-5)
+    # the charge is conserved by either mapping
+    np.testing.assert_allclose(raw[:, 0].sum(axis=(1, 2)), charge.sum(axis=1), rtol=1e-5)
+    # the coordinate channels: degrees from the camera centre, the farthest pixel at the edge
+    radius = np.hypot(x[0, 2], x[0, 3]).max()
+    edge = np.degrees(np.arctan(np.hypot(camera.x, camera.y).max() / camera.focal_length))
+    assert radius == pytest.approx(edge, rel=0.05)
+
+
+def test_task_options_are_checked():
+    with pytest.raises(astrocnn.errors.OptionError, match="camera must be one of"):
+        get_task("iact-energy", {"camera": "hess"})
+    with pytest.raises(astrocnn.errors.OptionError, match="mapping must be one of"):
+        get_task("iact-energy", {"mapping": "nearest"})
+
+
+def test_gamma_hadron_trains_from_the_generator_with_the_field_metrics(tmp_path):
+    run = astrocnn.train(
+        "iact-gamma-hadron", out=str(tmp_path / "run"), n_train=120, n_val=40, n_test=80, epochs=1,
+        progress_bar=False,
+    )  # fmt: skip
+    results = json.loads((run.path / "metrics.json").read_text())["results"]
+    for method in ("cnn", "mlp", "baseline"):
+        for key in ("auc", "q_factor_50", "q_factor_80", "accuracy"):
+            assert key in results[method], (method, key)
+        assert 0.0 <= results[method]["auc"] <= 1.0
+    # Hillas parameters and gradient-boosted trees separate these simulated showers
+    assert results["baseline"]["auc"] > 0.8
+    assert (run.path / "plots" / "roc.png").exists() and (run.path / "plots" / "events.png").exists()
+
+
+def test_energy_trains_from_a_generated_file(tmp_path):
+    from astrocnn.cli import main
+
+    data = tmp_path / "showers.h5"
+    assert main(["generate", "iact", "--n", "900", "--particles", "gamma", "--energy", "2:100",
+                 "--workers", "1", "--out", str(data)]) == 0  # fmt: skip
+    run = astrocnn.train(
+        "iact-energy", data=str(data), out=str(tmp_path / "run"), epochs=1, progress_bar=False
+    )
+    metrics = json.loads((run.path / "metrics.json").read_text())
+    results = metrics["results"]
+    for method in ("cnn", "mlp", "baseline"):
+        assert len(results[method]["energy_resolution"]) == len(iact_tasks.ENERGY_BINS) - 1
+        assert results[method]["energy_bias_bins"] == iact_tasks.ENERGY_BINS
+    # trees on Hillas parameters reconstruct log10 E to better than a factor of two
+    assert results["baseline"]["rmse_log10"] < 0.3
+    assert (run.path / "plots" / "migration.png").exists()
+
+
+def test_a_file_of_another_camera_is_refused_in_one_line(tmp_path):
+    from astrocnn.cli import main
+
+    data = tmp_path / "lst.h5"
+    assert (
+        main(["generate", "iact", "--camera", "lst", "--n", "20", "--workers", "1", "--out", str(data)]) == 0
+    )
+    with pytest.raises(DataError, match="events of the lst camera"):
+        astrocnn.train("iact-energy", data=str(data), out=str(tmp_path / "run"), epochs=1, progress_bar=False)
