@@ -236,8 +236,8 @@ class Task(ABC):
     def build_mlp(self) -> nn.Module:
         """The fully connected network the CNN is compared with."""
         return create_model(
-            "mlp", spatial_dims=self.spatial_dims, in_channels=self.network_channels, num_outputs=self.num_outputs,
-            input_size=self.input_size, **self.defaults.mlp_options,
+            "mlp", spatial_dims=self.spatial_dims, in_channels=self.network_channels,
+            num_outputs=self.num_outputs, input_size=self.input_size, **self.defaults.mlp_options,
         )  # fmt: skip
 
     def plots(
