@@ -138,3 +138,36 @@ def test_a_file_of_another_camera_is_refused_in_one_line(tmp_path):
     )
     with pytest.raises(DataError, match="events of the lst camera"):
         astrocnn.train("iact-energy", data=str(data), out=str(tmp_path / "run"), epochs=1, progress_bar=False)
+
+
+def test_hexnet_reads_the_camera_pixels_out_of_the_axial_grid():
+    from astrocnn.models import create_model
+
+    torch.manual_seed(0)
+    camera = get_camera("taiga")
+    net = create_model("hexnet", in_channels=2, num_outputs=2, camera="taiga").eval()
+    values = torch.randn(2, 2, camera.n_pixels)
+    grid = torch.from_numpy(camera.to_axial(values.numpy()))
+    # the first layer sees exactly the camera's pixel vector, in the camera's order
+    direct = net.features[0](values)
+    through_grid = net.features[0](grid.flatten(2)[:, :, net.pixels])
+    torch.testing.assert_close(through_grid, direct)
+    # cells of the grid outside the camera are never read
+    outside = torch.from_numpy(camera.to_axial(np.zeros(camera.n_pixels, np.float32))) == 0
+    noisy = grid.clone()
+    noisy[:, :, outside & (grid[0, 0] == 0)] = 100.0
+    with torch.no_grad():
+        torch.testing.assert_close(net(noisy), net(grid))
+    with pytest.raises(astrocnn.errors.ShapeError, match="mapping=axial"):
+        net(torch.zeros(1, 2, 54, 54))
+    with pytest.raises(astrocnn.errors.OptionError, match="square pixels"):
+        create_model("hexnet", in_channels=2, num_outputs=2, camera="square")
+
+
+def test_gamma_hadron_trains_with_the_native_hexagonal_network(tmp_path):
+    run = astrocnn.train(
+        "iact-gamma-hadron", model="hexnet", out=str(tmp_path / "run"), n_train=80, n_val=20, n_test=40,
+        epochs=1, progress_bar=False, train_mlp=False, baseline=False,
+    )  # fmt: skip
+    results = json.loads((run.path / "metrics.json").read_text())["results"]
+    assert results["cnn"]["model"] == "hexnet" and 0.0 <= results["cnn"]["auc"] <= 1.0

@@ -2,7 +2,7 @@
 (``camera``), the Monte Carlo (``simulation``), the Hillas baseline (``hillas``), the tasks
 ``iact-gamma-hadron`` and ``iact-energy`` (``tasks``) and figures (``plots``)."""
 
-from astrocnn.tasks.iact import tasks  # noqa: F401  (registers the tasks)
+from astrocnn.tasks.iact import hexnet, tasks  # noqa: F401  (register the hexnet model and the tasks)
 from astrocnn.tasks.iact.camera import BilinearMapping, Camera, get_camera
 
 __all__ = ["BilinearMapping", "Camera", "get_camera"]
