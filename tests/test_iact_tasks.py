@@ -171,3 +171,18 @@ def test_gamma_hadron_trains_with_the_native_hexagonal_network(tmp_path):
     )  # fmt: skip
     results = json.loads((run.path / "metrics.json").read_text())["results"]
     assert results["cnn"]["model"] == "hexnet" and 0.0 <= results["cnn"]["auc"] <= 1.0
+
+
+def test_the_bilinear_task_generates_in_worker_processes():
+    """The task travels to the generator's processes (its mapping pickles) and gives the same
+    events as one process."""
+    from astrocnn.engine.splits import generate_split
+
+    task = get_task("iact-gamma-hadron", {"mapping": "bilinear"})
+    task.chunk_size = 6
+    seed = np.random.SeedSequence(5)
+    two = generate_split(task, 12, seed, "test", workers=2)
+    one = generate_split(task, 12, seed, "test", workers=1)
+    np.testing.assert_array_equal(two.x, one.x)
+    camera_values = task.mapper.to_camera(two.x[:, 0])
+    np.testing.assert_allclose(camera_values, two.meta["charge"], atol=1e-3)

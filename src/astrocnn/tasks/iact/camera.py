@@ -210,9 +210,19 @@ class BilinearMapping:
         pixels = np.tile(np.arange(camera.n_pixels), 4)
         shape = (self.size * self.size, camera.n_pixels)
         self.matrix = sparse.csr_matrix((weights, (nodes, pixels)), shape=shape)  # duplicates add up
-        # least squares through the normal equations: M^T M is small, sparse and, at full column
-        # rank, positive definite
-        self._gram = splinalg.splu((self.matrix.T @ self.matrix).tocsc())
+        self._factor = None
+
+    @property
+    def _gram(self):
+        """The factorised normal equations of the least-squares inverse: M^T M is small, sparse
+        and, at full column rank, positive definite. Made on first use, and not pickled (SuperLU
+        cannot be), so a mapping travels to the generator's worker processes."""
+        if self._factor is None:
+            self._factor = splinalg.splu((self.matrix.T @ self.matrix).tocsc())
+        return self._factor
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_factor": None}
 
     def to_grid(self, values: np.ndarray) -> np.ndarray:
         """Camera images (..., n_pixels) -> (..., size, size), row 0 at the lowest y."""
