@@ -417,7 +417,8 @@ def run_training(config: RunConfig) -> Run | None:
             os.environ.pop(RUN_DIR_ENV, None)
     if _is_worker():
         return None
-    stage_line(f"{task.name}: evaluating {', '.join(methods)} and the classical baseline on the test split")
+    baseline = " and the classical baseline" if config.baseline else ""
+    stage_line(f"{task.name}: evaluating {', '.join(methods)}{baseline} on the test split")
     finish(run_dir, config, task, splits, {w: [m.float() for m in ms] for w, ms in members.items()})
     return load_run(run_dir)
 
