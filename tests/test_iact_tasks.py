@@ -140,22 +140,42 @@ def test_a_file_of_another_camera_is_refused_in_one_line(tmp_path):
         astrocnn.train("iact-energy", data=str(data), out=str(tmp_path / "run"), epochs=1, progress_bar=False)
 
 
-def test_hexnet_reads_the_camera_pixels_out_of_the_axial_grid():
+@pytest.mark.parametrize("radius", [1, 2])
+def test_hexagonal_conv2d_on_the_axial_image_equals_the_neighbour_table_convolution(radius):
+    from astrocnn.layers.hexconv import HexConv2d, NeighbourConv
+
+    torch.manual_seed(radius)
+    camera = get_camera("taiga")
+    table_conv = NeighbourConv(3, 5, camera.neighbour_table(radius))
+    grid_conv = HexConv2d(3, 5, radius)
+    assert int(grid_conv.mask.sum()) == 1 + 3 * radius * (radius + 1)
+    with torch.no_grad():  # the same weights: offset (dq, dr) is kernel cell [dr + R, dq + R]
+        weight = torch.zeros_like(grid_conv.weight)
+        for k, (dq, dr) in enumerate(camera.offsets(radius)):
+            weight[:, :, dr + radius, dq + radius] = table_conv.weight[:, :, k]
+        grid_conv.weight.copy_(weight)
+        grid_conv.bias.copy_(table_conv.bias)
+        # weights put on the two masked corners are ignored
+        grid_conv.weight[:, :, 0, 0] = 7.0
+    values = torch.randn(2, 3, camera.n_pixels)
+    grid = torch.from_numpy(camera.to_axial(values.numpy()))
+    with torch.no_grad():
+        on_grid = camera.from_axial(grid_conv(grid).numpy())
+        np.testing.assert_allclose(on_grid, table_conv(values).numpy(), atol=1e-5)
+
+
+def test_hexnet_ignores_the_grid_cells_outside_the_camera():
     from astrocnn.models import create_model
 
     torch.manual_seed(0)
     camera = get_camera("taiga")
     net = create_model("hexnet", in_channels=2, num_outputs=2, camera="taiga").eval()
-    values = torch.randn(2, 2, camera.n_pixels)
-    grid = torch.from_numpy(camera.to_axial(values.numpy()))
-    # the first layer sees exactly the camera's pixel vector, in the camera's order
-    direct = net.features[0](values)
-    through_grid = net.features[0](grid.flatten(2)[:, :, net.pixels])
-    torch.testing.assert_close(through_grid, direct)
-    # cells of the grid outside the camera are never read
-    outside = torch.from_numpy(camera.to_axial(np.zeros(camera.n_pixels, np.float32))) == 0
+    grid = torch.from_numpy(
+        camera.to_axial(np.random.default_rng(0).normal(size=(2, 2, camera.n_pixels))).astype(np.float32)
+    )
+    outside = torch.from_numpy(camera.to_axial(np.ones(camera.n_pixels, np.float32))) == 0
     noisy = grid.clone()
-    noisy[:, :, outside & (grid[0, 0] == 0)] = 100.0
+    noisy[:, :, outside] = 100.0
     with torch.no_grad():
         torch.testing.assert_close(net(noisy), net(grid))
     with pytest.raises(astrocnn.errors.ShapeError, match="mapping=axial"):

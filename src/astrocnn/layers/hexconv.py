@@ -62,3 +62,32 @@ class NeighbourConv(nn.Module):
             f"{self.in_channels}, {self.out_channels}, pixels={self.table.shape[0]}, "
             f"kernel={self.kernel_size}, bias={self.bias is not None}"
         )
+
+
+def hexagonal_kernel_mask(radius: int = 1) -> torch.Tensor:
+    """(2r + 1, 2r + 1) mask of a hexagonal kernel of ``radius`` on an axial grid (rows r,
+    columns q): offsets (dq, dr) with max(|dq|, |dr|, |dq + dr|) <= radius, 1 + 3 r (r + 1) cells.
+    For radius 1 it is a 3 x 3 kernel without the two corners at (dq, dr) = (1, 1) and (-1, -1)."""
+    span = torch.arange(-radius, radius + 1)
+    dr, dq = torch.meshgrid(span, span, indexing="ij")
+    return ((dq.abs() <= radius) & (dr.abs() <= radius) & ((dq + dr).abs() <= radius)).float()
+
+
+class HexConv2d(nn.Conv2d):
+    """A hexagonal convolution on the axial image of a hexagonal lattice: a Conv2d whose kernel
+    is masked to the hexagon (:func:`hexagonal_kernel_mask`), so it runs at Conv2d's speed. On a
+    camera's axial image, with the cells outside the camera held at zero, it equals
+    :class:`NeighbourConv` over the camera's neighbour table of the same radius (tested); with
+    ``stride=2`` it samples the sublattice (2q, 2r), itself hexagonal."""
+
+    def __init__(
+        self, in_channels: int, out_channels: int, radius: int = 1, *, stride: int = 1, bias: bool = True
+    ):
+        super().__init__(in_channels, out_channels, 2 * radius + 1, stride=stride, padding=radius, bias=bias)
+        self.radius = radius
+        self.register_buffer("mask", hexagonal_kernel_mask(radius)[None, None], persistent=False)
+        with torch.no_grad():
+            self.weight.mul_(self.mask)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, self.weight * self.mask, self.bias)

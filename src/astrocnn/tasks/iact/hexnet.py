@@ -1,14 +1,16 @@
-"""``hexnet``: a residual network that convolves a hexagonal camera natively, pixel by pixel.
+"""``hexnet``: a residual network that convolves a hexagonal camera natively.
 
 It takes what the Cherenkov tasks feed every network, the camera in axial addressing (one grid
-cell per pixel, ``mapping=axial``), reads the camera's pixels back out of the grid by index, and
-from then on works on the pixel vector (B, C, n_pixels) with
-:class:`astrocnn.layers.hexconv.NeighbourConv` over the camera's neighbour table: a hexagonal
-kernel of radius 1 is the pixel and its six neighbours, so no weight is spent on the empty cells
-of the sheared grid, and every direction on the camera is one of the lattice's. Residual blocks
-as in ResNet (two convolutions, batch norm, ReLU, an identity or 1x1 shortcut), no pooling
-(pixels are few: 560 for TAIGA), then the mean and the maximum over the pixels into a linear
-head.
+cell per pixel, ``mapping=axial``), and convolves it with hexagonal kernels
+(:class:`astrocnn.layers.hexconv.HexConv2d`: a 3 x 3 kernel without the two corners that are not
+neighbours on the hexagonal lattice), so that every weight means one of the lattice's
+directions and none is spent across the sheared grid's false diagonal. The cells outside the
+camera are set to zero after every layer, so each convolution equals the pixel-neighbour-table
+convolution :class:`~astrocnn.layers.hexconv.NeighbourConv` of the camera (tested), at Conv2d's
+speed. Residual blocks as in ResNet (two convolutions, batch norm, ReLU, an identity or strided
+1x1 shortcut); each stage after the first halves the grid with stride 2, which keeps a
+hexagonal lattice (the points (2q, 2r)). The head takes the mean and the maximum over the
+camera's cells.
 """
 
 from __future__ import annotations
@@ -19,27 +21,27 @@ import torch
 from torch import nn
 
 from astrocnn.errors import OptionError, ShapeError
-from astrocnn.layers.hexconv import NeighbourConv
+from astrocnn.layers.hexconv import HexConv2d
 from astrocnn.models.registry import register_model
 from astrocnn.tasks.iact.camera import CAMERAS, get_camera
 
 
 class _Block(nn.Module):
-    def __init__(self, c_in: int, c_out: int, table):
+    def __init__(self, c_in: int, c_out: int, radius: int, stride: int):
         super().__init__()
-        self.conv1 = NeighbourConv(c_in, c_out, table, bias=False)
-        self.bn1 = nn.BatchNorm1d(c_out)
-        self.conv2 = NeighbourConv(c_out, c_out, table, bias=False)
-        self.bn2 = nn.BatchNorm1d(c_out)
+        self.conv1 = HexConv2d(c_in, c_out, radius, stride=stride, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = HexConv2d(c_out, c_out, radius, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
         self.shortcut = (
             nn.Identity()
-            if c_in == c_out
-            else nn.Sequential(nn.Conv1d(c_in, c_out, 1, bias=False), nn.BatchNorm1d(c_out))
+            if c_in == c_out and stride == 1
+            else nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out))
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = torch.relu(self.bn1(self.conv1(x)))
-        return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x))) * mask
+        return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x)) * mask
 
 
 class HexNet(nn.Module):
@@ -50,7 +52,7 @@ class HexNet(nn.Module):
         in_channels: int,
         num_outputs: int,
         camera: str = "taiga",
-        channels: Sequence[int] = (16, 32, 64),
+        channels: Sequence[int] = (16, 32, 64, 128),
         blocks: int = 2,
         radius: int = 1,
     ):
@@ -65,20 +67,19 @@ class HexNet(nn.Module):
         self.name, self.camera = "hexnet", camera
         self.spatial_dims, self.in_channels, self.num_outputs = 2, in_channels, num_outputs
         self.input_size = cam.axial_shape
-        rows, cols = cam._axial_index()
-        self.register_buffer("pixels", torch.as_tensor(rows * cam.axial_shape[1] + cols), persistent=False)
-        table = cam.neighbour_table(radius)
-        layers: list[nn.Module] = [
-            NeighbourConv(in_channels, channels[0], table, bias=False),
-            nn.BatchNorm1d(channels[0]),
-            nn.ReLU(),
-        ]
+        camera_cells = torch.from_numpy(cam.to_axial(torch.ones(cam.n_pixels).numpy()))[None, None]
+        self.register_buffer("camera_cells", camera_cells, persistent=False)
+        self.stem = HexConv2d(in_channels, channels[0], radius, bias=False)
+        self.stem_bn = nn.BatchNorm2d(channels[0])
+        self.blocks = nn.ModuleList()
+        self.strides: list[int] = []
         c = channels[0]
-        for width in channels:
-            for _ in range(blocks):
-                layers.append(_Block(c, width, table))
+        for i, width in enumerate(channels):
+            for j in range(blocks):
+                stride = 2 if i > 0 and j == 0 else 1
+                self.blocks.append(_Block(c, width, radius, stride))
+                self.strides.append(stride)
                 c = width
-        self.features = nn.Sequential(*layers)
         self.head = nn.Linear(2 * c, num_outputs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, rows, columns) axial
@@ -88,8 +89,18 @@ class HexNet(nn.Module):
                 f"{self.input_size[0]}, {self.input_size[1]}), got {tuple(x.shape)}; use "
                 "--task-option mapping=axial with the same camera"
             )
-        h = self.features(x.flatten(2)[:, :, self.pixels])  # (B, C, n_pixels)
-        return self.head(torch.cat([h.mean(dim=2), h.amax(dim=2)], dim=1))
+        mask = self.camera_cells
+        h = torch.relu(self.stem_bn(self.stem(x * mask))) * mask
+        for block, stride in zip(self.blocks, self.strides, strict=True):
+            if stride == 2:
+                mask = mask[:, :, ::2, ::2]
+            h = block(h, mask)
+        cells = mask.sum()
+        mean = h.sum(dim=(2, 3)) / cells
+        peak = h.masked_fill(mask == 0, float("-inf")).amax(dim=(2, 3))
+        return self.head(torch.cat([mean, peak], dim=1))
 
 
-register_model("hexnet", HexNet, "residual network over a hexagonal camera's pixels (NeighbourConv)")
+register_model(
+    "hexnet", HexNet, "residual network with hexagonal kernels on a hexagonal camera's axial image"
+)
