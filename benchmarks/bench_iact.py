@@ -5,8 +5,8 @@
    same events.
 2. ``iact-gamma-hadron`` with the same events and settings, three networks: the default resnet18
    on the axial mapping, the same on the bilinear mapping, and the native hexagonal ``hexnet``
-   (NeighbourConv over the pixel-neighbour table) with widths chosen for a similar parameter
-   count. The fully connected network and the baseline are skipped (they are in part 1).
+   (hexagonal kernels on the axial grid, equal to the pixel-neighbour-table convolution) with
+   resnet18's widths and depth, so a similar parameter count. The fully connected network and the baseline are skipped (they are in part 1).
 
 Writes the section "iact" of docs/benchmarks.md.
 """
@@ -97,7 +97,7 @@ def mappings(tmp: Path, axial: dict[str, Any]) -> str:
     )
     variants = (
         ("resnet18 (width 0.25)", "bilinear", {}),
-        ("hexnet (32, 64, 128)", "axial", {"model": "hexnet", "model_options": {"channels": [32, 64, 128]}}),
+        ("hexnet (resnet18's widths x 0.25, hexagonal kernels)", "axial", {"model": "hexnet"}),
     )
     for i, (label, mapping, options) in enumerate(variants):
         results, _, seconds, _ = _train(
