@@ -6,7 +6,8 @@
 2. ``iact-gamma-hadron`` with the same events and settings, three networks: the default resnet18
    on the axial mapping, the same on the bilinear mapping, and the native hexagonal ``hexnet``
    (hexagonal kernels on the axial grid, equal to the pixel-neighbour-table convolution) with
-   resnet18's widths and depth, so a similar parameter count. The fully connected network and the baseline are skipped (they are in part 1).
+   resnet18's widths and depth, so a similar parameter count. The fully connected network and
+   the baseline are skipped (they are in part 1).
 
 Writes the section "iact" of docs/benchmarks.md.
 """

@@ -18,11 +18,32 @@ from astrocnn.tasks.iact.camera import get_camera
 
 
 def test_quality_factor_by_hand():
-    gamma = np.linspace(0.0, 1.0, 101)  # cut keeping 50 %: score >= 0.5
+    gamma = np.linspace(0.0, 1.0, 101)  # 50.5 of 101 pass: scores above 0.5, half the one at it
     hadron = np.concatenate([np.full(96, 0.1), np.full(4, 0.9)])  # 4 % of protons pass it
-    q = iact_tasks.quality_factor(gamma, hadron, 0.5)
-    assert q == pytest.approx((51 / 101) / np.sqrt(0.04))
+    assert iact_tasks.quality_factor(gamma, hadron, 0.5) == pytest.approx(0.5 / np.sqrt(0.04))
     assert np.isnan(iact_tasks.quality_factor(gamma, np.zeros(10), 0.5))  # no proton passes
+
+
+def test_quality_factor_shares_the_ties_at_the_cut():
+    """A saturated softmax gives many scores of exactly 1: the cut still keeps exactly 50 % of
+    the gamma rays, and the protons at the same score pass in the same proportion."""
+    gamma = np.concatenate([np.ones(70), np.linspace(0.0, 0.9, 30)])
+    hadron = np.concatenate([np.ones(10), np.zeros(990)])  # 1 % of the protons score 1
+    eps_h = 0.01 * 50 / 70
+    assert iact_tasks.quality_factor(gamma, hadron, 0.5) == pytest.approx(0.5 / np.sqrt(eps_h))
+    assert iact_tasks._passing(gamma, hadron, 0.5) == pytest.approx((50.0, 10 * 50 / 70))
+
+
+def test_time_gradient_points_away_from_the_camera_centre():
+    """An image on the +x side whose times grow with x, and its mirror image on the -x side
+    whose times grow with -x: the same positive gradient, as both grow away from the centre."""
+    camera = get_camera("taiga")
+    degrees = np.degrees(camera.x / camera.focal_length)
+    for side in (1, -1):
+        blob = np.exp(-((camera.x - side * 0.2) ** 2 / 0.004 + camera.y**2 / 0.001)) * 200
+        times = 3.0 * side * degrees + 1.0
+        slope, _ = hillas.timing_features(camera, blob[None], times[None])[0]
+        assert slope == pytest.approx(3.0, rel=1e-6)
 
 
 def test_energy_resolution_and_bias_by_hand():
@@ -39,6 +60,23 @@ def test_energy_resolution_and_bias_by_hand():
     # a bin with fewer than 10 events is not reported
     resolution, _ = iact_tasks.energy_resolution(np.array([1.0, 1.1]), np.array([1.0, 1.1]), [-1.0, 1.0])
     assert np.isnan(resolution[0])
+
+
+def test_the_headline_resolution_averages_a_fixed_set_of_bins():
+    task = get_task("iact-energy")
+    rng = np.random.default_rng(3)
+    log_e = rng.uniform(-0.6, 2.0, 40000)
+    # 10 % resolution between 1 and 40 TeV, 50 % outside: the headline sees only the first
+    reco = log_e + np.log10(
+        1 + np.where((log_e >= 0) & (log_e < 1.6), 0.1, 0.5) * rng.uniform(-1, 1, log_e.size)
+    )
+    split = iact_tasks.ArraySplit(np.zeros((log_e.size, 1)), log_e[:, None], {})
+    metrics = task.metrics(reco[:, None], split)
+    assert metrics["energy_resolution_mean"] == pytest.approx(0.068, abs=0.004)  # 68 % of U(0, 0.1)
+    # an empty headline bin leaves the headline undefined rather than averaging fewer bins
+    keep = ~((log_e >= 0.4) & (log_e < 0.6))
+    thin = iact_tasks.ArraySplit(np.zeros((keep.sum(), 1)), log_e[keep, None], {})
+    assert np.isnan(task.metrics(reco[keep, None], thin)["energy_resolution_mean"])
 
 
 def test_cleaned_sizes_agree_with_the_event_by_event_cleaning():
@@ -127,6 +165,18 @@ def test_energy_trains_from_a_generated_file(tmp_path):
     # trees on Hillas parameters reconstruct log10 E to better than a factor of two
     assert results["baseline"]["rmse_log10"] < 0.3
     assert (run.path / "plots" / "migration.png").exists()
+
+
+def test_a_file_without_protons_is_refused_for_gamma_hadron(tmp_path):
+    from astrocnn.cli import main
+
+    data = tmp_path / "gammas.h5"
+    assert main(["generate", "iact", "--n", "300", "--particles", "gamma", "--energy", "3:100",
+                 "--workers", "1", "--out", str(data)]) == 0  # fmt: skip
+    with pytest.raises(DataError, match="no proton event passes the cut"):
+        astrocnn.train(
+            "iact-gamma-hadron", data=str(data), out=str(tmp_path / "run"), epochs=1, progress_bar=False
+        )
 
 
 def test_a_file_of_another_camera_is_refused_in_one_line(tmp_path):

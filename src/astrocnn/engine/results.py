@@ -239,8 +239,9 @@ def per_bin_plots(
         if path in drawn:
             continue
         axis = name.partition("_vs_")[2] or "bin"
+        label = task.bin_axes.get(name) or plotting.AXIS_NAMES.get(axis, axis)
         plotting.metric_vs_bins(
-            results, name, plotting.AXIS_NAMES.get(axis, axis), path, baseline_name=task.baseline_name,
+            results, name, label, path, baseline_name=task.baseline_name,
             errors={m: e[name] for m, e in (errors or {}).items() if name in e}, notes=task.metric_notes,
         )  # fmt: skip
         written.append(path)

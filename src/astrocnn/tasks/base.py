@@ -108,6 +108,8 @@ class Task(ABC):
     baseline_name: ClassVar[str] = ""
     #: Per metric: what it measures and whether larger is better (None: neither, e.g. a bias).
     metric_notes: ClassVar[dict[str, tuple[str, bool | None]]] = {}
+    #: The quantity binned by a per-bin metric without ``_vs_`` in its name (axis label of its plot).
+    bin_axes: ClassVar[dict[str, str]] = {}
     #: What the raw pixel values are, and the units of predicted values (for exported models).
     raw_units: ClassVar[str] = "the units of the images the network was trained on"
     value_units: ClassVar[str] = "in the units of the training targets"

@@ -75,7 +75,12 @@ UNIT_SCALE = ("accuracy", "accuracy_*", "f1_*", "precision", "recall", "roc_auc"
               "mean_iou", "iou", "iou_*", "dice", "ssim", "r2", "*_relative_error")  # fmt: skip
 
 #: Axis titles of the per-bin figures, by what follows ``_vs_`` in a metric's name.
-AXIS_NAMES = {"snr": "signal-to-noise ratio (S/N)", "T": "temperature T", "L": "lattice size L"}
+AXIS_NAMES = {
+    "snr": "signal-to-noise ratio (S/N)",
+    "T": "temperature T",
+    "L": "lattice size L",
+    "log_size": "log10(cleaned image size / p.e.)",
+}
 
 _METHOD_LABELS = {"cnn": "CNN", "mlp": "fully connected"}
 

@@ -121,6 +121,46 @@ def hillas_features(camera: Camera, images: np.ndarray, **cleaning: float) -> np
     return np.array(rows, dtype=float).reshape(-1, len(FEATURES))
 
 
+#: The timing features :func:`timing_features` returns, in this order.
+TIMING_FEATURES = ("time_gradient", "time_intercept")
+
+
+def timing_features(
+    camera: Camera, charges: np.ndarray, times: np.ndarray, picture: float = 7.0, boundary: float = 3.5
+) -> np.ndarray:
+    """(n_events, 2) the arrival-time gradient along the image's major axis (ns per degree) and
+    the time at the centroid (ns), from a charge-weighted straight-line fit over the cleaned
+    pixels (ctapipe's ``timing_parameters``). The axis is oriented away from the camera centre,
+    so the gradient's sign is physical: it grows with the impact distance. NaN where fewer than
+    two pixels survive the cleaning."""
+    rows = []
+    to_degrees = 180 / math.pi / camera.focal_length
+    for q, t in zip(np.asarray(charges, float), np.asarray(times, float), strict=True):
+        keep = tailcuts_clean(camera, q, picture, boundary)
+        w = np.where(keep, q, 0.0)
+        size = w.sum()
+        if keep.sum() < 2 or size <= 0:
+            rows.append([float("nan"), float("nan")])
+            continue
+        x0, y0 = (w * camera.x).sum() / size, (w * camera.y).sum() / size
+        dx, dy = camera.x - x0, camera.y - y0
+        cov = np.array(
+            [[(w * dx * dx).sum(), (w * dx * dy).sum()], [(w * dx * dy).sum(), (w * dy * dy).sum()]]
+        )
+        axis = np.linalg.eigh(cov)[1][:, 1]
+        if axis @ np.array([x0, y0]) < 0:  # point away from the camera centre
+            axis = -axis
+        s = (dx * axis[0] + dy * axis[1]) * to_degrees
+        sw, sws, swt = w.sum(), (w * s).sum(), (w * t).sum()
+        denominator = sw * (w * s * s).sum() - sws**2
+        if denominator <= 0:
+            rows.append([float("nan"), float("nan")])
+            continue
+        slope = (sw * (w * s * t).sum() - sws * swt) / denominator
+        rows.append([slope, (swt - slope * sws) / sw])
+    return np.array(rows, dtype=float).reshape(-1, len(TIMING_FEATURES))
+
+
 def cleaned_sizes(
     camera: Camera, images: np.ndarray, picture: float = 7.0, boundary: float = 3.5
 ) -> np.ndarray:
