@@ -44,6 +44,12 @@ def _pm(r: dict[str, Any], key: str, digits: int = 4) -> str:
     return _f(r.get(key), digits) + ("" if err is None else f" ± {_f(err, digits)}")
 
 
+def _q(r: dict[str, Any], efficiency: int) -> str:
+    """Q with the number of test protons behind it (none passing: no value)."""
+    protons = r.get(f"q_factor_{efficiency}_protons")
+    return f"{_pm(r, f'q_factor_{efficiency}', 2)} ({_f(protons, 1)} p)"
+
+
 def gamma_hadron(tmp: Path) -> tuple[str, dict[str, Any]]:
     results, config, seconds, _ = _train("iact-gamma-hadron", tmp / "gh")
     rows = [
@@ -54,14 +60,14 @@ def gamma_hadron(tmp: Path) -> tuple[str, dict[str, Any]]:
         r = results[key]
         params = f"{r['parameters']:,}" if "parameters" in r else "-"
         rows.append(
-            f"| {label} | {params} | {_pm(r, 'auc')} | {_pm(r, 'accuracy')} | {_pm(r, 'q_factor_50', 2)} "
-            f"| {_pm(r, 'q_factor_80', 2)} |"
+            f"| {label} | {params} | {_pm(r, 'auc')} | {_pm(r, 'accuracy')} | {_q(r, 50)} | {_q(r, 80)} |"
         )
     text = (
         f"### iact-gamma-hadron, default run\n\n`astrocnn train iact-gamma-hadron` (seed {config.seed}): "
         f"{config.n_train} training, {config.n_val} validation and {config.n_test} test events "
         f"(half protons), {config.epochs} epochs, {seconds:.0f} s including the simulation. "
-        "Errors: bootstrap over the test events.\n\n" + "\n".join(rows)
+        "Errors: bootstrap over the test events. (N p): the test protons that pass the cut behind "
+        "a quality factor; with a handful of them Q is a rough estimate.\n\n" + "\n".join(rows)
     )
     return text, results
 
@@ -93,8 +99,7 @@ def mappings(tmp: Path, axial: dict[str, Any]) -> str:
     rows = ["| network | mapping | parameters | AUC | Q at 50 % | time |", "|---|---|---:|---:|---:|---:|"]
     r = axial["cnn"]
     rows.append(
-        f"| resnet18 (width 0.25) | axial | {r['parameters']:,} | {_pm(r, 'auc')} "
-        f"| {_pm(r, 'q_factor_50', 2)} | (part 1) |"
+        f"| resnet18 (width 0.25) | axial | {r['parameters']:,} | {_pm(r, 'auc')} | {_q(r, 50)} | (part 1) |"
     )
     variants = (
         ("resnet18 (width 0.25)", "bilinear", {}),
@@ -107,8 +112,7 @@ def mappings(tmp: Path, axial: dict[str, Any]) -> str:
         )  # fmt: skip
         r = results["cnn"]
         rows.append(
-            f"| {label} | {mapping} | {r['parameters']:,} | {_pm(r, 'auc')} "
-            f"| {_pm(r, 'q_factor_50', 2)} | {seconds:.0f} s |"
+            f"| {label} | {mapping} | {r['parameters']:,} | {_pm(r, 'auc')} | {_q(r, 50)} | {seconds:.0f} s |"
         )
     return (
         "### Square mappings against the native hexagonal convolution\n\n"
