@@ -75,7 +75,11 @@ def test_models_lists_every_registered_model(capsys):
 
     code, out, _ = run(capsys, "models")
     assert code == 0
-    assert [line.split()[0] for line in out.strip().splitlines()] == list_models()
+    names = [line.split()[0] for line in out.strip().splitlines()]
+    # the zoo first, then the task families' own networks (hexnet: hexagonal cameras only)
+    assert names[: len(list_models())] == list_models()
+    assert sorted(names[len(list_models()) :]) == sorted(set(list_models(families=True)) - set(list_models()))
+    assert "hexnet" in names
 
 
 def test_console_script_exit_code_and_stderr():

@@ -146,7 +146,10 @@ def test_existing_run_folder_is_not_overwritten(smoke_run, capsys):
 def test_unknown_task_is_one_line(capsys):
     assert main(["train", "sky-shape"]) == 2
     err = capsys.readouterr().err
-    valid = "classify, ising-phase, ising-temperature, regress, restore, segment, sky-shapes"
+    valid = (
+        "classify, iact-energy, iact-gamma-hadron, ising-phase, ising-temperature, regress, restore, "
+        "segment, sky-shapes"
+    )
     assert (
         err
         == f"astrocnn: error: unknown task 'sky-shape' (did you mean 'sky-shapes'?); valid tasks: {valid}\n"

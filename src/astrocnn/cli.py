@@ -42,8 +42,10 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 @cli.command("models", short_help="List the registered networks.")
 def models_command() -> None:
-    """List the registered networks, one line each."""
+    """List the registered networks, one line each: the zoo, then the task families' own."""
     for name in list_models():
+        click.echo(f"{name:20s} {get_model_spec(name).description}")
+    for name in sorted(set(list_models(families=True)) - set(list_models())):
         click.echo(f"{name:20s} {get_model_spec(name).description}")
 
 

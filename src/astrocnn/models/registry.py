@@ -25,6 +25,9 @@ class ModelSpec:
     needs_input_size: bool = False
     #: An image out per image in (U-Net), rather than a vector of class scores or values.
     image_output: bool = False
+    #: The task family that registered a network made for its data only (e.g. a hexagonal
+    #: camera's ``hexnet``); None for the zoo's networks, which take any 1-, 2- or 3-D input.
+    family: str | None = None
 
     @property
     def options(self) -> dict[str, inspect.Parameter]:
@@ -48,16 +51,19 @@ def register_model(
     *,
     needs_input_size: bool = False,
     image_output: bool = False,
+    family: str | None = None,
 ) -> None:
-    """Add a model to the registry; a name may be registered once."""
+    """Add a model to the registry; a name may be registered once. A task family registers its
+    own networks with ``family`` set: they are built by name like any other, but are not part
+    of the generic zoo that :func:`list_models` lists."""
     if name in _REGISTRY:
         raise ValueError(f"model {name!r} is already registered")
-    _REGISTRY[name] = ModelSpec(name, builder, description, needs_input_size, image_output)
+    _REGISTRY[name] = ModelSpec(name, builder, description, needs_input_size, image_output, family)
 
 
-def list_models() -> list[str]:
-    """Names of the registered models, sorted."""
-    return sorted(_REGISTRY)
+def list_models(*, families: bool = False) -> list[str]:
+    """Names of the zoo's models, sorted; with ``families``, the task families' own networks too."""
+    return sorted(name for name, spec in _REGISTRY.items() if families or spec.family is None)
 
 
 def get_model_spec(name: str) -> ModelSpec:
@@ -65,8 +71,8 @@ def get_model_spec(name: str) -> ModelSpec:
         return _REGISTRY[name]
     except KeyError:
         raise UnknownNameError(
-            f"unknown model {name!r}{did_you_mean(name, list_models())}; "
-            f"valid models: {', '.join(list_models())}"
+            f"unknown model {name!r}{did_you_mean(name, list_models(families=True))}; "
+            f"valid models: {', '.join(list_models(families=True))}"
         ) from None
 
 

@@ -102,5 +102,8 @@ class HexNet(nn.Module):
 
 
 register_model(
-    "hexnet", HexNet, "residual network with hexagonal kernels on a hexagonal camera's axial image"
+    "hexnet",
+    HexNet,
+    "residual network with hexagonal kernels on a hexagonal camera's axial image (iact tasks)",
+    family="iact",
 )
