@@ -405,7 +405,8 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path):
 
 def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
     out = tmp_path / "run"
-    proc = _start(tmp_path, out, 4)
+    # epochs to spare: the signal must find the run still training, however fast the machine
+    proc = _start(tmp_path, out, 12)
     _wait_for_first_epoch(proc, out)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
