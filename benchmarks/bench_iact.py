@@ -27,10 +27,10 @@ from report import write_section
 METHODS = (("cnn", "CNN (resnet18)"), ("mlp", "fully connected"), ("baseline", "Hillas + trees"))
 
 
-def _train(task: str, out: Path, **options: Any) -> tuple[dict[str, Any], Any, float, int]:
+def _train(task: str, out: Path, **options: Any) -> tuple[dict[str, Any], Any, float]:
     t0 = time.perf_counter()
     run = astrocnn.train(task, out=str(out), progress_bar=False, **options)
-    return run.metrics["results"], run.config, time.perf_counter() - t0, run.config.n_train
+    return run.metrics["results"], run.config, time.perf_counter() - t0
 
 
 def _f(value: Any, digits: int = 4) -> str:
@@ -51,7 +51,7 @@ def _q(r: dict[str, Any], efficiency: int) -> str:
 
 
 def gamma_hadron(tmp: Path) -> tuple[str, dict[str, Any]]:
-    results, config, seconds, _ = _train("iact-gamma-hadron", tmp / "gh")
+    results, config, seconds = _train("iact-gamma-hadron", tmp / "gh")
     rows = [
         "| method | parameters | AUC | accuracy | Q at 50 % | Q at 80 % |",
         "|---|---:|---:|---:|---:|---:|",
@@ -73,7 +73,7 @@ def gamma_hadron(tmp: Path) -> tuple[str, dict[str, Any]]:
 
 
 def energy(tmp: Path) -> str:
-    results, config, seconds, _ = _train("iact-energy", tmp / "energy")
+    results, config, seconds = _train("iact-energy", tmp / "energy")
     bins = results["cnn"]["energy_resolution_bins"]
     head = ["| log10(E/TeV) | " + " | ".join(f"{label} res. / bias" for _, label in METHODS) + " |"]
     head.append("|---|" + "---:|" * len(METHODS))
@@ -106,7 +106,7 @@ def mappings(tmp: Path, axial: dict[str, Any]) -> str:
         ("hexnet (resnet18's widths x 0.25, hexagonal kernels)", "axial", {"model": "hexnet"}),
     )
     for i, (label, mapping, options) in enumerate(variants):
-        results, _, seconds, _ = _train(
+        results, _, seconds = _train(
             "iact-gamma-hadron", tmp / f"map{i}", task_options={"mapping": mapping}, train_mlp=False,
             baseline=False, **options,
         )  # fmt: skip

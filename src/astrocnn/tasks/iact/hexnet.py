@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -67,18 +68,15 @@ class HexNet(nn.Module):
         self.name, self.camera = "hexnet", camera
         self.spatial_dims, self.in_channels, self.num_outputs = 2, in_channels, num_outputs
         self.input_size = cam.axial_shape
-        camera_cells = torch.from_numpy(cam.to_axial(torch.ones(cam.n_pixels).numpy()))[None, None]
+        camera_cells = torch.from_numpy(cam.to_axial(np.ones(cam.n_pixels, np.float32)))[None, None]
         self.register_buffer("camera_cells", camera_cells, persistent=False)
         self.stem = HexConv2d(in_channels, channels[0], radius, bias=False)
         self.stem_bn = nn.BatchNorm2d(channels[0])
         self.blocks = nn.ModuleList()
-        self.strides: list[int] = []
         c = channels[0]
         for i, width in enumerate(channels):
             for j in range(blocks):
-                stride = 2 if i > 0 and j == 0 else 1
-                self.blocks.append(_Block(c, width, radius, stride))
-                self.strides.append(stride)
+                self.blocks.append(_Block(c, width, radius, stride=2 if i > 0 and j == 0 else 1))
                 c = width
         self.head = nn.Linear(2 * c, num_outputs)
 
@@ -91,8 +89,8 @@ class HexNet(nn.Module):
             )
         mask = self.camera_cells
         h = torch.relu(self.stem_bn(self.stem(x * mask))) * mask
-        for block, stride in zip(self.blocks, self.strides, strict=True):
-            if stride == 2:
+        for block in self.blocks:
+            if block.conv1.stride[0] == 2:
                 mask = mask[:, :, ::2, ::2]
             h = block(h, mask)
         cells = mask.sum()

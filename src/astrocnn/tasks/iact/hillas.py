@@ -31,13 +31,20 @@ def tailcuts_clean(
     """Pixels kept by two-level cleaning: at least ``picture`` photoelectrons with at least
     ``min_neighbours`` neighbours of the same, and the pixels of at least ``boundary`` next to
     one of those (ctapipe's ``tailcuts_clean`` with ``keep_isolated_pixels=False``)."""
-    table = _neighbours(camera)
     image = np.asarray(image, dtype=float)
-    above = np.append(image >= picture, False)  # index -1 (no neighbour) reads False
-    core = above[:-1] & (above[table].sum(axis=1) >= min_neighbours)
-    core_padded = np.append(core, False)
-    border = (image >= boundary) & core_padded[table].any(axis=1)
-    return core | border
+    return tailcuts_masks(camera, image[None], picture, boundary, min_neighbours)[0]
+
+
+def tailcuts_masks(
+    camera: Camera, images: np.ndarray, picture: float = 7.0, boundary: float = 3.5, min_neighbours: int = 1
+) -> np.ndarray:
+    """(n_events, n_pixels) :func:`tailcuts_clean` of many images at once."""
+    table = _neighbours(camera)
+    pad = np.zeros((len(images), 1), bool)  # index -1 (no neighbour) reads False
+    above = np.concatenate([images >= picture, pad], axis=1)
+    core = above[:, :-1] & (above[:, table].sum(axis=2) >= min_neighbours)
+    core_padded = np.concatenate([core, pad], axis=1)
+    return core | ((images >= boundary) & core_padded[:, table].any(axis=2))
 
 
 def _neighbours(camera: Camera) -> np.ndarray:
@@ -111,66 +118,56 @@ def hillas_parameters(camera: Camera, image: np.ndarray, mask: np.ndarray | None
     }
 
 
-def hillas_features(camera: Camera, images: np.ndarray, **cleaning: float) -> np.ndarray:
-    """(n_events, len(FEATURES)) Hillas parameters of tail-cut-cleaned images (NaN where the
-    cleaning left too little; tree ensembles take NaN as missing)."""
-    rows = []
-    for image in np.asarray(images, dtype=float):
-        params = hillas_parameters(camera, image, tailcuts_clean(camera, image, **cleaning))
-        rows.append([params[name] for name in FEATURES])
-    return np.array(rows, dtype=float).reshape(-1, len(FEATURES))
-
-
-#: The timing features :func:`timing_features` returns, in this order.
+#: The timing features :func:`hillas_features` appends when given the arrival times.
 TIMING_FEATURES = ("time_gradient", "time_intercept")
 
 
-def timing_features(
-    camera: Camera, charges: np.ndarray, times: np.ndarray, picture: float = 7.0, boundary: float = 3.5
+def hillas_features(
+    camera: Camera, images: np.ndarray, times: np.ndarray | None = None, **cleaning: float
 ) -> np.ndarray:
-    """(n_events, 2) the arrival-time gradient along the image's major axis (ns per degree) and
-    the time at the centroid (ns), from a charge-weighted straight-line fit over the cleaned
-    pixels (ctapipe's ``timing_parameters``). The axis is oriented away from the camera centre,
-    so the gradient's sign is physical: it grows with the impact distance. NaN where fewer than
-    two pixels survive the cleaning."""
+    """(n_events, len(FEATURES)) Hillas parameters of tail-cut-cleaned images (NaN where the
+    cleaning left too little; tree ensembles take NaN as missing). With ``times`` (ns per pixel),
+    the :data:`TIMING_FEATURES` follow, fitted over the same cleaned pixels (:func:`_time_fit`)."""
+    images = np.asarray(images, dtype=float)
+    masks = tailcuts_masks(camera, images, **cleaning)
     rows = []
-    to_degrees = 180 / math.pi / camera.focal_length
-    for q, t in zip(np.asarray(charges, float), np.asarray(times, float), strict=True):
-        keep = tailcuts_clean(camera, q, picture, boundary)
-        w = np.where(keep, q, 0.0)
-        size = w.sum()
-        if keep.sum() < 2 or size <= 0:
-            rows.append([float("nan"), float("nan")])
-            continue
-        x0, y0 = (w * camera.x).sum() / size, (w * camera.y).sum() / size
-        dx, dy = camera.x - x0, camera.y - y0
-        cov = np.array(
-            [[(w * dx * dx).sum(), (w * dx * dy).sum()], [(w * dx * dy).sum(), (w * dy * dy).sum()]]
-        )
-        axis = np.linalg.eigh(cov)[1][:, 1]
-        if axis @ np.array([x0, y0]) < 0:  # point away from the camera centre
-            axis = -axis
-        s = (dx * axis[0] + dy * axis[1]) * to_degrees
-        sw, sws, swt = w.sum(), (w * s).sum(), (w * t).sum()
-        denominator = sw * (w * s * s).sum() - sws**2
-        if denominator <= 0:
-            rows.append([float("nan"), float("nan")])
-            continue
-        slope = (sw * (w * s * t).sum() - sws * swt) / denominator
-        rows.append([slope, (swt - slope * sws) / sw])
-    return np.array(rows, dtype=float).reshape(-1, len(TIMING_FEATURES))
+    for k, (image, keep) in enumerate(zip(images, masks, strict=True)):
+        params = hillas_parameters(camera, image, keep)
+        row = [params[name] for name in FEATURES]
+        if times is not None:
+            row += _time_fit(camera, image, np.asarray(times[k], dtype=float), keep, params)
+        rows.append(row)
+    width = len(FEATURES) + (len(TIMING_FEATURES) if times is not None else 0)
+    return np.array(rows, dtype=float).reshape(-1, width)
+
+
+def _time_fit(
+    camera: Camera, image: np.ndarray, time: np.ndarray, keep: np.ndarray, params: dict
+) -> list[float]:
+    """The arrival-time gradient along the image's major axis (ns per degree) and the time at the
+    centroid (ns), from a charge-weighted straight-line fit over the cleaned pixels (ctapipe's
+    ``timing_parameters``). The axis is oriented away from the camera centre, so the gradient's
+    sign is physical: it grows with the impact distance. NaN where the Hillas parameters are."""
+    if not np.isfinite(params["psi"]):
+        return [float("nan"), float("nan")]
+    w = np.where(keep, image, 0.0)
+    x0, y0, psi = params["x"], params["y"], math.radians(params["psi"])
+    axis = (math.cos(psi), math.sin(psi))
+    if axis[0] * x0 + axis[1] * y0 < 0:  # point away from the camera centre
+        axis = (-axis[0], -axis[1])
+    s = ((camera.x - x0) * axis[0] + (camera.y - y0) * axis[1]) * (180 / math.pi / camera.focal_length)
+    sw, sws, swt = w.sum(), (w * s).sum(), (w * time).sum()
+    denominator = sw * (w * s * s).sum() - sws**2
+    if denominator <= 0:
+        return [float("nan"), float("nan")]
+    slope = (sw * (w * s * time).sum() - sws * swt) / denominator
+    return [float(slope), float((swt - slope * sws) / sw)]
 
 
 def cleaned_sizes(
     camera: Camera, images: np.ndarray, picture: float = 7.0, boundary: float = 3.5
 ) -> np.ndarray:
     """(n_events,) the size (total photoelectrons) of each tail-cut-cleaned image, for many
-    images at once: :func:`tailcuts_clean` vectorised over events (the analysis' size cut)."""
+    images at once (the analysis' size cut)."""
     images = np.asarray(images, dtype=np.float32)
-    table = _neighbours(camera)
-    pad = np.zeros((len(images), 1), bool)
-    above = np.concatenate([images >= picture, pad], axis=1)
-    core = above[:, :-1] & above[:, table].any(axis=2)
-    core_padded = np.concatenate([core, pad], axis=1)
-    keep = core | ((images >= boundary) & core_padded[:, table].any(axis=2))
-    return np.where(keep, images, 0.0).sum(axis=1)
+    return np.where(tailcuts_masks(camera, images, picture, boundary), images, 0.0).sum(axis=1)

@@ -130,8 +130,11 @@ def quality_factor(score_gamma: np.ndarray, score_hadron: np.ndarray, efficiency
     (ties at the cut shared so that eps_gamma is exact); NaN where no hadron passes (the test set
     is too small to tell)."""
     gammas, hadrons = _passing(score_gamma, score_hadron, efficiency)
-    eps_g, eps_h = gammas / len(score_gamma), hadrons / len(score_hadron)
-    return eps_g / np.sqrt(eps_h) if eps_h > 0 else float("nan")
+    return _quality(gammas / len(score_gamma), hadrons / len(score_hadron))
+
+
+def _quality(eps_gamma: float, eps_hadron: float) -> float:
+    return eps_gamma / np.sqrt(eps_hadron) if eps_hadron > 0 else float("nan")
 
 
 def energy_resolution(
@@ -297,19 +300,9 @@ class _IactTask(Task):
             "camera; float32"
         )
 
-    def augment(self, x: torch.Tensor) -> torch.Tensor:
-        return x
-
     def hillas(self, split: ArraySplit) -> np.ndarray:
         """Hillas parameters and the arrival-time gradient of each event (the baseline's input)."""
-        charge = split.meta["charge"]
-        return np.concatenate(
-            [
-                hillas.hillas_features(self.camera, charge),
-                hillas.timing_features(self.camera, charge, split.meta["time"]),
-            ],
-            axis=1,
-        )
+        return hillas.hillas_features(self.camera, split.meta["charge"], split.meta["time"])
 
     def plots(self, results, test, predictions, out, networks) -> None:
         from astrocnn.tasks.iact import plots as iact_plots
@@ -365,11 +358,10 @@ class IactGammaHadron(_IactTask):
             "accuracy": float(accuracy_score(test.y, prediction.argmax(axis=1))),
         }
         for eff in Q_EFFICIENCIES:
-            result[f"q_factor_{round(eff * 100)}_protons"] = _passing(
-                gamma_score[is_gamma], gamma_score[~is_gamma], eff
-            )[1]
-            result[f"q_factor_{round(eff * 100)}"] = quality_factor(
-                gamma_score[is_gamma], gamma_score[~is_gamma], eff
+            gammas, protons = _passing(gamma_score[is_gamma], gamma_score[~is_gamma], eff)
+            result[f"q_factor_{round(eff * 100)}_protons"] = protons
+            result[f"q_factor_{round(eff * 100)}"] = _quality(
+                gammas / is_gamma.sum(), protons / (~is_gamma).sum()
             )
         if "image_size" in test.meta:
             edges = [round(float(np.log10(max(self.min_size, 1.0))), 4), 2.0, 2.5, 3.0, 5.0]
