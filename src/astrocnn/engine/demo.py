@@ -25,17 +25,20 @@ QUICK_SCALE = (0.6, 0.75)
 
 
 def demo_config(task_name: str, out: Path, *, quick: bool, seed: int = 0) -> RunConfig:
-    sizes = {}
+    """The task's demo settings (its defaults, with its ``demo`` overrides); with ``quick``, a
+    fraction of those data and epochs unless the task sets its own ``quick`` settings."""
+    d = get_task(task_name).defaults
+    sizes: dict[str, Any] = dict(d.demo)
     if quick:
-        d = get_task(task_name).defaults
         data_scale, epoch_scale = QUICK_SCALE
-        sizes = {
-            "n_train": max(1, int(d.n_train * data_scale)),
-            "n_val": max(1, int(d.n_val * data_scale)),
-            "n_test": max(1, int(d.n_test * data_scale)),
-            "epochs": max(1, round(d.epochs * epoch_scale)),
-            **d.quick,
-        }
+        base = {k: sizes.get(k, getattr(d, k)) for k in ("n_train", "n_val", "n_test", "epochs")}
+        sizes.update(
+            n_train=max(1, int(base["n_train"] * data_scale)),
+            n_val=max(1, int(base["n_val"] * data_scale)),
+            n_test=max(1, int(base["n_test"] * data_scale)),
+            epochs=max(1, round(base["epochs"] * epoch_scale)),
+        )
+        sizes.update(d.quick)
     return RunConfig(task=task_name, out=str(out / task_name), seed=seed, progress_bar=False, **sizes)
 
 

@@ -51,7 +51,10 @@ class TaskDefaults:
     ensemble: int = 1
     early_stopping: int | None = None  # patience in epochs
     mlp_options: dict[str, Any] = field(default_factory=lambda: {"hidden": (256, 128)})
-    #: Settings of ``astrocnn demo --quick`` (default: a fraction of the above).
+    #: Settings of ``astrocnn demo`` where they differ from the above (every family must fit the
+    #: demo's ten minutes on a 2-core laptop), and of ``astrocnn demo --quick`` on top of those
+    #: (default: a fraction of the demo's data and epochs).
+    demo: dict[str, Any] = field(default_factory=dict)
     quick: dict[str, Any] = field(default_factory=dict)
 
 
