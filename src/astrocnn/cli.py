@@ -469,6 +469,48 @@ def generate_iact(
     click.echo(f"wrote {out}: {n_events} events on the {camera_name} camera ({camera.n_pixels} pixels)")
 
 
+@generate_group.command("tracks")
+@click.option(
+    "--dims", default="2", show_default=True, type=click.Choice(["2", "3"]), help="2-D plane or 3-D volume."
+)
+@click.option("--size", type=click.IntRange(8, 512), help="Cells per axis.  [default: 64 in 2-D, 32 in 3-D]")
+@click.option("--n", "n_events", default=1000, show_default=True, type=click.IntRange(min=1), help="Events.")
+@click.option(
+    "--field", default=1.0, show_default=True, type=float, help="Magnetic field in tesla (along axis 0)."
+)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Processes (same events for any count).  [default: every core]",
+)
+@click.option("--out", required=True, type=click.Path(), help="HDF5 file to write.")
+def generate_tracks(dims: str, size, n_events: int, field: float, seed: int, workers, out: str) -> None:
+    """Charged tracks and electromagnetic showers in a liquid-argon detector (astrocnn's own Monte Carlo)."""
+    from rich.progress import Progress
+
+    from astrocnn.data.writers import write_hdf5
+    from astrocnn.engine.splits import available_cores
+    from astrocnn.tasks.tracks import simulation
+
+    spatial = int(dims)
+    size = size or (64 if spatial == 2 else 32)
+    if size % 8:
+        raise OptionError(f"--size must be a multiple of 8 (the networks halve it three times), got {size}")
+    settings = simulation.Settings(dims=spatial, size=size, b_field=field)
+    with Progress(transient=True) as progress:
+        bar = progress.add_task(f"{spatial}-D events", total=n_events)
+        events = simulation.generate(
+            settings, n_events, seed, workers=workers or available_cores(),
+            progress=lambda k: progress.update(bar, advance=k),
+        )  # fmt: skip
+    attrs = {"generator": "astrocnn.tasks.tracks.simulation", "seed": seed, **settings.as_attrs()}
+    attrs["class_names"] = list(simulation.CLASSES)
+    write_hdf5(out, simulation.to_hdf5_datasets(events), attrs)
+    shape = "x".join([str(size)] * spatial)
+    click.echo(f"wrote {out}: {n_events} events of {shape} cells, {int(events.n_tracks.sum())} tracks")
+
+
 @cli.command("demo", short_help="Train every task at a small scale and print one table.")
 @click.option("--out", type=click.Path(), default="demo-out", show_default=True)
 @click.option("--quick", is_flag=True, help="Smaller data and fewer epochs (about 3 minutes).")
