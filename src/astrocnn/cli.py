@@ -336,6 +336,29 @@ def export_command(run_dir: str, fmt: str, out: str | None) -> None:
     click.echo(f"wrote {export_run(load_run(run_dir), fmt, out=Path(out) if out else None)}")
 
 
+@cli.command("clean", short_help="Clean a FITS frame with a sky-cleaning run (noise, cosmic rays, gaps).")
+@click.argument("run_dir", type=click.Path())
+@click.argument("source", type=click.Path())
+@click.option("--out", required=True, type=click.Path(), help="FITS file to write (never the input).")
+@click.option("--hdu", help="FITS HDU (index or EXTNAME).  [default: the first 2-D image]")
+@click.option("--gain", type=float, help="Electrons per ADU.  [default: the header's GAIN, else 1]")
+@click.option(
+    "--which", type=click.Choice(["cnn", "mlp"]), default="cnn", show_default=True, help="Which network."
+)
+def clean_command(
+    run_dir: str, source: str, out: str, hdu: str | None, gain: float | None, which: str
+) -> None:
+    """Denoise a frame, flag and replace its cosmic rays, or fill its missing pixels, as RUN's
+    task does (sky-denoise, sky-cosmic-rays, sky-inpaint); frames of any size, in overlapping
+    tiles. Writes the cleaned image under the input's header, with CRPROB and MASK extensions."""
+    from astrocnn.engine.clean import clean_file
+    from astrocnn.engine.run import load_run
+
+    hdu_value = int(hdu) if hdu is not None and hdu.isdigit() else hdu
+    path = clean_file(load_run(run_dir), Path(source), Path(out), hdu=hdu_value, which=which, gain=gain)
+    click.echo(f"wrote {path}")
+
+
 @cli.group("generate", short_help="Generate data with astrocnn's own simulations.")
 def generate_group() -> None:
     """Generate data with astrocnn's own simulations."""
@@ -381,6 +404,41 @@ def generate_ising(sizes: str, temperatures: str, per_t: int, seed: int, out: st
     click.echo(
         f"wrote {out}: {len(lattice_sizes)} sizes x {len(temps)} temperatures x {per_t} configurations"
     )
+
+
+@generate_group.command("sky")
+@click.option("--n", "n_frames", default=2000, show_default=True, type=click.IntRange(min=1), help="Frames.")
+@click.option("--size", default=64, show_default=True, type=click.IntRange(16, 1024), help="Pixels per side.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Processes (same frames for any count).  [default: every core]",
+)
+@click.option("--out", required=True, type=click.Path(), help="HDF5 file to write.")
+def generate_sky(n_frames: int, size: int, seed: int, workers, out: str) -> None:
+    """CCD frames in electrons: stars, galaxies, sky, noise, cosmic rays, missing pixels, with
+    the clean frame, the cosmic-ray and missing-pixel masks and the star list as ground truth."""
+    from dataclasses import asdict
+
+    import numpy as np
+    from rich.progress import Progress
+
+    from astrocnn.data.writers import write_hdf5
+    from astrocnn.engine.splits import available_cores
+    from astrocnn.tasks.sky import simulation
+
+    with Progress(transient=True) as progress:
+        bar = progress.add_task("CCD frames", total=n_frames)
+        frames = simulation.generate(
+            n_frames, size, seed, workers=workers or available_cores(),
+            progress=lambda k: progress.update(bar, advance=k),
+        )  # fmt: skip
+    frames = {k: v.astype(np.uint8) if v.dtype == bool else v for k, v in frames.items()}
+    settings = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(simulation.Settings()).items()}
+    attrs = {"generator": "astrocnn.tasks.sky.simulation", "seed": seed, "size": size, "units": "electrons"}
+    write_hdf5(out, frames, {**attrs, **{f"settings_{k}": v for k, v in settings.items()}})
+    click.echo(f"wrote {out}: {n_frames} frames of {size}x{size} pixels")
 
 
 @generate_group.command("iact")

@@ -76,7 +76,7 @@ def predict_files(
     outputs = []
     for image, batch in zip(images, batches, strict=True):
         try:
-            outputs.append(predict_array(model, task, batch))
+            outputs.append(predict_images(model, task, batch))
         except ShapeError as error:
             raise DataError(f"{image.path}: {error}") from None
     if not image_output:
@@ -109,6 +109,33 @@ def predict_files(
             {"inputs": [str(p) for p in inputs], "task": task.name},
         )
     return out
+
+
+def predict_images(model, task, raw: np.ndarray) -> np.ndarray:
+    """:func:`predict_array`, except that an image-to-image task's images (N, C, *S) larger than
+    its training size go through the network in overlapping windows of that size, blended without
+    seams (:mod:`astrocnn.engine.tiling`): memory then grows with the window, not the frame."""
+    window = tuple(getattr(task, "input_size", None) or ())
+    shape = raw.shape[2:]
+    if (
+        not task.kind.image_output
+        or len(window) != len(shape)
+        or all(s <= w for s, w in zip(shape, window, strict=True))
+    ):
+        return predict_array(model, task, raw)
+    import torch
+
+    from astrocnn.engine.tiling import sliding_window
+
+    model.eval()
+
+    def network(batch: torch.Tensor) -> torch.Tensor:
+        return task.postprocess(model(batch))
+
+    return np.stack([
+        sliding_window(network, torch.from_numpy(task.preprocess(x[None])[0]), window, overlap=0.5).numpy()
+        for x in raw
+    ])  # fmt: skip
 
 
 def tile_origins(length: int, window: int, stride: int) -> list[int]:

@@ -2,6 +2,8 @@
 
 The output has the input's spatial size. Inputs whose sizes are not multiples of 2^depth are
 padded by edge replication before the encoder and cropped after the decoder, so any size works.
+``residual=True`` adds the input's first ``num_outputs`` channels to the output, so the network
+learns a correction to its input (residual learning of a denoiser: Zhang et al. 2017, DnCNN).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from astrocnn.errors import OptionError
 from astrocnn.layers import dims
 from astrocnn.layers.blocks import Activation, ConvNormAct, scaled
 from astrocnn.layers.dims import Norm
@@ -52,8 +55,15 @@ class UNet(Network):
         norm: Norm = Norm.BATCH,
         act: Activation = nn.ReLU,
         width: float = 1.0,
+        residual: bool = False,
     ):
         super().__init__("unet", spatial_dims=spatial_dims, in_channels=in_channels, num_outputs=num_outputs)
+        if residual and in_channels < num_outputs:
+            raise OptionError(
+                f"residual unet adds its input to its output: {in_channels} input channel(s) cannot "
+                f"cover {num_outputs} outputs"
+            )
+        self.residual = bool(residual)
         widths = [scaled(64 * m, width) for m in channel_mults]
         self.inc = double_conv(spatial_dims, in_channels, widths[0], norm, act)
         pool = dims.max_pool(spatial_dims)
@@ -80,8 +90,10 @@ class UNet(Network):
             h = down(h)
         for up, skip in zip(self.up, reversed(skips), strict=True):
             h = up(h, skip)
-        out = self.out(h)
-        return out[(..., *(slice(0, n) for n in size))]
+        out = self.out(h)[(..., *(slice(0, n) for n in size))]
+        if self.residual:
+            out = out + x[(slice(None), slice(0, self.num_outputs), *(slice(0, n) for n in size))]
+        return out
 
     def stage_sizes(self, size: Size) -> list[tuple[str, Size]]:
         return [("out", size)]  # any size is padded to fit

@@ -1,0 +1,406 @@
+"""The sky-cleaning family: the CCD simulation's physics (PSF normalisation, noise, sharp cosmic
+rays, star positions), its reproducibility across processes, the metrics against values worked out
+by hand, the classical baselines against doing nothing, and the three tasks end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import astropy
+import numpy as np
+import pytest
+import torch
+
+import astrocnn
+from astrocnn.data.readers import DataError
+from astrocnn.tasks import get_task
+from astrocnn.tasks.sky import baseline as classical
+from astrocnn.tasks.sky import simulation as sim
+from astrocnn.tasks.sky import tasks as sky
+
+M13 = Path(astropy.__file__).parent / "io/fits/hdu/compressed/tests/data/m13.fits"
+#: Frames with nothing on them but the sky (no stars, galaxies, defects).
+EMPTY = replace(
+    sim.Settings(), star_density=0.0, galaxy_density=0.0, cosmic_density=0.0, hot_pixel_density=0.0,
+    gradient=0.0,
+)  # fmt: skip
+
+
+# ---- the simulation ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("beta", [None, 2.5, 4.0])
+def test_psf_stamps_hold_the_flux_the_profile_puts_inside_them(beta):
+    """A Gaussian's stamp of +-4 FWHM holds all its flux; a Moffat's holds what its analytic
+    enclosed fraction 1 - (1 + r^2/alpha^2)^(1 - beta) puts between the stamp's inscribed and
+    circumscribed circles (the wings of a beta = 2.5 Moffat reach beyond the stamp)."""
+    fwhm, radius = 3.0, 12
+    sums = sim.psf_stamps(fwhm, beta, radius).sum(axis=(2, 3))  # every sub-pixel offset
+    if beta is None:
+        np.testing.assert_allclose(sums, 1.0, atol=1e-6)
+        return
+    alpha = sim.moffat_alpha(fwhm, beta)
+    inner = 1 - (1 + ((radius - 0.5) / alpha) ** 2) ** (1 - beta)  # offsets move the star 0.4 px
+    outer = 1 - (1 + 2 * ((radius + 0.5) / alpha) ** 2) ** (1 - beta)
+    assert np.all(sums >= inner) and np.all(sums <= outer)
+    assert outer - inner < 0.01  # so the test pins the normalisation to better than 1 %
+
+
+@pytest.mark.parametrize("beta", [None, 3.0])
+def test_psf_profile_has_its_fwhm(beta):
+    fwhm = 2.7
+    peak, half = sky_profile(0.0, fwhm, beta), sky_profile((fwhm / 2) ** 2, fwhm, beta)
+    assert half == pytest.approx(peak / 2, rel=1e-9)
+
+
+def sky_profile(r2: float, fwhm: float, beta):
+    return float(sim.psf_profile(np.array(r2), fwhm, beta))
+
+
+def test_noise_is_poisson_plus_read_noise_plus_digitisation():
+    """On an empty sky the pixel variance of noisy - clean is sky + read_noise^2 + gain^2 / 12
+    (Poisson, read noise and the ADU rounding) within the sampling error of 16 x 4096 pixels."""
+    data = sim.simulate(16, 64, seed=5, settings=EMPTY)
+    for i in range(16):
+        residual = (data["noisy"][i] - data["clean"][i]).astype(np.float64)
+        expected = data["sky"][i] + data["read_noise"][i] ** 2 + data["gain"][i] ** 2 / 12
+        assert residual.var() == pytest.approx(expected, rel=0.08)  # 4096 pixels: +-2.2 % sigma
+        assert abs(residual.mean()) < 4 * math.sqrt(expected / 4096)
+
+
+def test_cosmic_rays_are_sharp_edged_and_only_in_their_mask():
+    """frame - noisy is the cosmic rays' charge alone (no hot pixels here): every pixel of the mask
+    holds at least half the ray's per-pixel energy (>= 4 sigma of the sky noise, less one ADU), and
+    every pixel outside it exactly nothing: no PSF-like halo, as charge deposited in the silicon."""
+    settings = replace(sim.Settings(), hot_pixel_density=0.0, cosmic_density=4e-3)
+    data = sim.simulate(12, 64, seed=6, settings=settings)
+    for i in range(12):
+        deposit = (data["frame"][i] - data["noisy"][i]).astype(np.float64)
+        mask = data["cr_mask"][i]
+        unsaturated = data["frame"][i] < data["full_well"][i]
+        sigma = math.sqrt(data["sky"][i] + data["read_noise"][i] ** 2)
+        assert mask.any()
+        assert np.all(deposit[~mask] == 0)
+        assert np.all(deposit[mask & unsaturated] >= 4 * sigma - data["gain"][i])
+    # a cosmic ray is mostly edge: most of its pixels touch a pixel without charge
+    from scipy import ndimage
+
+    masks = data["cr_mask"]
+    interior = masks & ndimage.binary_erosion(masks, structure=np.ones((1, 3, 3)))
+    assert interior.sum() < 0.1 * masks.sum()
+
+
+def test_listed_stars_sit_where_their_light_is():
+    """An isolated star's light-weighted centroid on the noise-free frame is its listed position
+    (to 0.05 pixel), and its pixels sum to its listed flux (to 1 % for a Gaussian PSF)."""
+    settings = replace(EMPTY, star_density=2e-4, gaussian_fraction=1.0, star_flux=(1e4, 2e4))
+    data = sim.simulate(80, 96, seed=7, settings=settings)
+    checked = 0
+    for i in range(80):
+        stars = data["stars"][i][np.isfinite(data["stars"][i][:, 0])]
+        if len(stars) != 1:
+            continue
+        x, y, flux = stars[0]
+        light = data["clean"][i] - data["sky"][i]
+        rows, cols = np.mgrid[: light.shape[0], : light.shape[1]]
+        r = 4 * data["fwhm"][i]
+        if min(x, y) < r or max(x, y) > light.shape[0] - 1 - r:
+            continue
+        inside = (rows - y) ** 2 + (cols - x) ** 2 <= r**2
+        total = light[inside].sum()
+        assert total == pytest.approx(flux, rel=0.01)
+        assert (light * cols)[inside].sum() / total == pytest.approx(x, abs=0.05)
+        assert (light * rows)[inside].sum() / total == pytest.approx(y, abs=0.05)
+        checked += 1
+    assert checked >= 3
+
+
+def test_frames_are_the_same_for_any_number_of_workers():
+    """Frame i draws from (seed, i): three chunks in one process, in two, or one call agree."""
+    n = 2 * sim.CHUNK + 5
+    one = sim.generate(n, 16, seed=11, workers=1)
+    two = sim.generate(n, 16, seed=11, workers=2)
+    whole = sim.simulate(n, 16, seed=11)
+    for key in (*sim.IMAGES, *sim.MASKS, *sim.SCALARS, "stars"):
+        np.testing.assert_array_equal(one[key], two[key])
+        np.testing.assert_array_equal(one[key], whole[key])
+    other = sim.simulate(3, 16, seed=12)
+    assert not np.array_equal(other["noisy"], whole["noisy"][:3])
+
+
+def test_a_file_that_is_not_a_sky_file_is_refused_in_one_line(tmp_path):
+    import h5py
+
+    path = tmp_path / "other.h5"
+    with h5py.File(path, "w") as f:
+        f["images"] = np.zeros((4, 8, 8))
+    with pytest.raises(DataError, match=r"other\.h5: not a sky file"):
+        sim.read_frames(path)
+    broken = tmp_path / "broken.h5"
+    broken.write_text("not hdf5")
+    with pytest.raises(DataError, match=r"broken\.h5"):
+        sim.read_frames(broken)
+
+
+# ---- metrics and photometry --------------------------------------------------------------------------
+
+
+def test_tpr_at_fpr_by_hand():
+    truth = np.array([1] * 4 + [0] * 1000)
+    scores = np.concatenate([[0.9, 0.8, 0.3, 0.1], np.linspace(0.0, 0.5, 1000)])
+    # thresholds above 0.5 flag no clean pixel: 2 of 4 rays; the third (0.3) costs 400 clean pixels
+    assert sky.tpr_at_fpr(scores, truth, 0.005) == 0.5
+    assert sky.tpr_at_fpr(scores, truth, 0.41) == 0.75
+
+
+def test_masked_mse_in_noise_units_and_psnr_by_hand():
+    clean = np.full((1, 8, 8), 100.0)
+    read_noise = np.array([3.0])
+    mask = np.zeros((1, 8, 8), bool)
+    mask[0, 2:4, 2:5] = True
+    off_by_one_sigma = clean + math.sqrt(100 + 9) * mask  # outside the mask: exact
+    assert sky.masked_mse(off_by_one_sigma, clean, mask, read_noise) == pytest.approx(1.0)
+    clean = np.full((1, 8, 8), 90.0)
+    clean[0, 0, 0] = 500.0
+    sky_level, noise = 90.0, 3.0  # sigma = sqrt(90 + 9) of the sky: stretched truth 0 and asinh(410 / 9.95)
+    sigma = math.sqrt(sky_level + noise**2)
+    shifted = clean + sigma * math.sinh(0.1)  # on the sky, the stretch moves by exactly 0.1
+    psnr, _ = sky.image_quality(shifted, clean, np.array([sky_level]), np.array([noise]))
+    span = math.asinh(410 / sigma)
+    stretched_error = np.arcsinh((shifted - sky_level) / sigma) - np.arcsinh((clean - sky_level) / sigma)
+    assert stretched_error[0, 1:, 1:] == pytest.approx(0.1)
+    assert psnr == pytest.approx(10 * math.log10(span**2 / np.mean(stretched_error**2)))
+    with np.errstate(divide="ignore"):  # a perfect image's PSNR is infinite
+        assert sky.image_quality(clean, clean, np.array([sky_level]), np.array([noise]))[1] == pytest.approx(
+            1.0
+        )
+
+
+def test_aperture_photometry_recovers_an_isolated_star():
+    """A noise-free Gaussian star on a flat sky: the aperture of 1.5 FWHM holds 99.8 % of it and
+    the annulus median is the sky."""
+    fwhm, flux = 3.0, 5000.0
+    image = np.full((48, 48), 300.0)
+    stamp = sim.psf_stamps(fwhm, None, 12)[2, 2]
+    image[11:36, 13:38] += flux * stamp  # centred at (x, y) = (25, 23)
+    measured = classical.aperture_fluxes(image, np.array([25.0]), np.array([23.0]), fwhm)
+    enclosed = 1 - math.exp(-0.5 * (1.5 * fwhm / (fwhm / 2.3548)) ** 2)
+    assert measured[0] == pytest.approx(flux * enclosed, rel=0.005)
+    peaks = classical.local_peaks(image, np.array([25.4]), np.array([23.0]), fwhm)
+    assert peaks[0] == pytest.approx(flux * stamp.max())
+
+
+def test_star_metrics_of_the_truth_are_perfect_and_a_blur_loses_stars():
+    split = get_task("sky-denoise").generate(12, np.random.default_rng(0))
+    clean = split.y[:, 0]
+    perfect = sky.star_metrics(clean, clean, split.meta)
+    assert perfect["star_recovery"] == 1.0 and perfect["flux_error"] == 0.0
+    blurred = classical.smooth(split.y, "gaussian", 3.0)[:, 0]
+    assert sky.star_metrics(blurred, clean, split.meta)["star_recovery"] < 0.9
+
+
+# ---- baselines against doing nothing -----------------------------------------------------------------
+
+
+def test_the_chosen_filter_beats_the_noisy_frame():
+    task = get_task("sky-denoise")
+    train, test = task.generate(20, np.random.default_rng(1)), task.generate(20, np.random.default_rng(2))
+    identity = task.metrics(test.x, test)
+    filtered = task.metrics(task.baseline(train, test), test)
+    assert filtered["psnr"] > identity["psnr"] + 1.0
+
+
+def test_lacosmic_finds_most_cosmic_rays_at_half_a_per_cent_false_positives():
+    task = get_task("sky-cosmic-rays")
+    test = task.generate(8, np.random.default_rng(3))
+    scores = task.baseline(test, test)
+    assert scores.shape == (8, 2, 64, 64)
+    result = task.metrics(scores, test)
+    assert result["tpr_at_fpr_0.005"] > 0.6
+    # the raw pixel value is a much worse score: hot pixels and stars outshine faint rays
+    raw = task.metrics(np.stack([-test.x[:, 0], test.x[:, 0]], axis=1), test)
+    assert result["tpr_at_fpr_0.005"] > raw["tpr_at_fpr_0.005"]
+
+
+def test_biharmonic_inpainting_beats_filling_with_the_frame_median():
+    task = get_task("sky-inpaint")
+    test = task.generate(10, np.random.default_rng(4))
+    mask = test.x[:, 1] > 0.5
+    median = np.where(mask, np.median(test.x[:, 0], axis=(1, 2), keepdims=True), test.x[:, 0])[:, None]
+    assert (
+        task.metrics(task.baseline(test, test), test)["masked_mse"] < task.metrics(median, test)["masked_mse"]
+    )
+
+
+# ---- the tasks -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["sky-denoise", "sky-cosmic-rays", "sky-inpaint"])
+def test_preprocessing_in_numpy_and_torch_agree(name):
+    task = get_task(name)
+    x = task.generate(2, np.random.default_rng(5)).x
+    torch.testing.assert_close(
+        task.preprocess_torch(torch.from_numpy(x)), torch.from_numpy(task.preprocess(x)), rtol=1e-5, atol=1e-5
+    )
+
+
+def test_the_patch_mlp_maps_each_patch_from_itself_alone():
+    mlp = sky.PatchMLP(in_channels=2, num_outputs=1, patch=8, hidden=(16,))
+    x = torch.randn(1, 2, 20, 13)  # no multiple of the patch: padded, cropped
+    out = mlp(x)
+    assert out.shape == (1, 1, 20, 13)
+    changed = x.clone()
+    changed[0, :, 0, 0] += 1.0  # inside the first 8x8 patch
+    difference = (mlp(changed) - out).abs()[0, 0]
+    assert difference[:8, :8].max() > 0 and difference[8:].max() == 0 and difference[:, 8:].max() == 0
+
+
+def test_task_options_are_checked():
+    from astrocnn.errors import OptionError
+
+    with pytest.raises(OptionError, match="size"):
+        get_task("sky-denoise", {"size": "big"})
+    with pytest.raises(OptionError, match="between"):
+        get_task("sky-inpaint", {"size": 8})
+
+
+def test_the_residual_unet_starts_from_its_input():
+    """With its last convolution zeroed, the residual U-Net returns its input's first channels:
+    the option reaches the forward pass (and a plain U-Net returns zeros)."""
+    from astrocnn.models import create_model
+
+    options = {"spatial_dims": 2, "in_channels": 2, "num_outputs": 1, "width": 0.125, "channel_mults": [1, 2]}
+    residual, plain = create_model("unet", residual=True, **options), create_model("unet", **options)
+    x = torch.randn(2, 2, 13, 10)
+    for net in (residual, plain):
+        torch.nn.init.zeros_(net.out.weight)
+        torch.nn.init.zeros_(net.out.bias)
+        net.eval()
+    torch.testing.assert_close(residual(x), x[:, :1])
+    assert plain(x).abs().max() == 0
+    from astrocnn.errors import OptionError
+
+    with pytest.raises(OptionError, match="residual"):
+        create_model("unet", residual=True, spatial_dims=2, in_channels=1, num_outputs=2)
+
+
+# ---- end to end: training, files, real frames -----------------------------------------------------------
+
+TINY = {"n_train": 24, "n_val": 8, "n_test": 8, "epochs": 1, "batch_size": 8, "progress_bar": False}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Each sky task trained for one epoch on 24 frames of 32x32 pixels."""
+    out = tmp_path_factory.mktemp("sky")
+    return {
+        name: astrocnn.train(name, out=str(out / name), task_options={"size": 32}, workers=1, **TINY)
+        for name in ("sky-denoise", "sky-cosmic-rays", "sky-inpaint")
+    }
+
+
+KEYS = {
+    "sky-denoise": ("psnr", "ssim", "star_recovery", "flux_error"),
+    "sky-cosmic-rays": ("tpr_at_fpr_0.005", "tpr_at_fpr_0.0001"),
+    "sky-inpaint": ("masked_mse",),
+}
+
+
+@pytest.mark.parametrize("name", sorted(KEYS))
+def test_each_task_trains_and_reports_its_metrics_for_every_method(runs, name):
+    run = runs[name]
+    results = json.loads((run.path / "metrics.json").read_text())["results"]
+    for method in ("cnn", "mlp", "baseline"):
+        for key in KEYS[name]:
+            assert np.isfinite(results[method][key]), (method, key)
+    assert (run.path / "plots" / "before_after.png").exists()
+    if name == "sky-cosmic-rays":
+        assert (run.path / "plots" / "roc.png").exists()
+        assert results["baseline"]["tpr_at_fpr_0.005"] > 0.5  # L.A.Cosmic, whatever one epoch gives
+
+
+def test_a_generated_file_trains_as_it_is(tmp_path):
+    from astrocnn.cli import main
+
+    data = tmp_path / "sky.h5"
+    assert main(["generate", "sky", "--n", "30", "--size", "32", "--workers", "1", "--out", str(data)]) == 0
+    run = astrocnn.train("sky-inpaint", data=str(data), out=str(tmp_path / "run"), **TINY)
+    results = json.loads((run.path / "metrics.json").read_text())["results"]
+    assert results["baseline"]["n_test"] == 4  # 15 % of 30 frames
+    assert np.isfinite(results["cnn"]["masked_mse"])
+
+
+def test_tiled_prediction_agrees_with_the_whole_frame(runs):
+    """A 96x96 frame through the 32x32-trained U-Net in blended windows (aligned with its pooling
+    grid: 16-pixel steps) and in one pass agree: on average to 2 % of the sky noise, everywhere to
+    30 % (a window's edge still weighs a little where the network sees zero padding)."""
+    from astrocnn.engine.predict import predict_images
+    from astrocnn.engine.run import predict_array
+
+    run = runs["sky-denoise"]
+    frame = sim.simulate(1, 96, seed=21)["noisy"][:, None]
+    model = run.model("cnn")
+    tiled, whole = predict_images(model, run.task, frame), predict_array(model, run.task, frame)
+    assert tiled.shape == whole.shape == (1, 1, 96, 96)
+    noise = float(np.std(frame - sim.simulate(1, 96, seed=21)["clean"][:, None]))
+    difference = np.abs(tiled - whole)
+    assert difference.mean() < 0.02 * noise and difference.max() < 0.3 * noise
+
+
+def _fits_cards(path: Path, index: int = 0):
+    from astropy.io import fits
+
+    with fits.open(path) as hdul:
+        return [(h.name, None if h.data is None else h.data.shape) for h in hdul], hdul[index].header.copy()
+
+
+@pytest.mark.parametrize("name", sorted(KEYS))
+def test_clean_works_on_a_real_frame_and_keeps_its_header(runs, name, tmp_path):
+    """m13.fits (300x300, 10 times the training size): cleaned in tiles, header and WCS kept,
+    CRPROB for a cosmic-ray run, MASK always; the input is untouched."""
+    from astropy.io import fits
+
+    from astrocnn.cli import main
+
+    before = M13.read_bytes()
+    out = tmp_path / "cleaned.fits"
+    assert main(["clean", str(runs[name].path), str(M13), "--out", str(out)]) == 0
+    assert M13.read_bytes() == before
+    layout, header = _fits_cards(out)
+    names = [n for n, _ in layout]
+    assert layout[0][1] == (300, 300)
+    assert names[1:] == (["CRPROB", "MASK"] if name == "sky-cosmic-rays" else ["MASK"])
+    with fits.open(M13) as original:
+        source = next(h for h in original if h.data is not None).header
+    for key in ("CTYPE1", "CRVAL1", "CRPIX2", "OBJECT"):
+        if key in source:
+            assert header[key] == source[key], key
+    data = fits.getdata(out)
+    assert np.all(np.isfinite(data))
+    if name == "sky-cosmic-rays":
+        probability = fits.getdata(out, "CRPROB")
+        assert probability.dtype.kind == "f" and probability.dtype.itemsize == 4
+        assert 0 <= probability.min() and probability.max() <= 1
+
+
+def test_clean_refuses_in_one_line_and_leaves_nothing(runs, tmp_path, capsys):
+    from astrocnn.cli import main
+
+    run = str(runs["sky-denoise"].path)
+    bad = tmp_path / "bad.fits"
+    bad.write_text("not a FITS file")
+    out = tmp_path / "out.fits"
+    assert main(["clean", run, str(bad), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "bad.fits" in err and len(err.splitlines()) == 1
+    assert not out.exists() and list(tmp_path.iterdir()) == [bad]
+    assert main(["clean", run, str(bad), "--out", str(bad)]) == 2
+    assert "never overwrites" in capsys.readouterr().err
+    shapes = astrocnn.train(
+        "sky-shapes", out=str(tmp_path / "shapes"), train_mlp=False, baseline=False, **TINY
+    )
+    assert main(["clean", str(shapes.path), str(M13), "--out", str(out)]) == 2
+    assert "sky-denoise" in capsys.readouterr().err and not out.exists()
