@@ -223,9 +223,10 @@ class Deposits:
 
 def transport(
     particles: Particles, settings: Settings, rng: np.random.Generator, extent: float
-) -> tuple[Deposits, Particles, list[tuple]]:
+) -> tuple[Deposits, Particles, list[tuple], np.ndarray]:
     """Step every particle until it stops or leaves the cube [0, extent)^d. Returns the energy
-    deposits, the delta rays and conversion electrons to follow next, and the photons emitted."""
+    deposits, the delta rays to follow next, the photons emitted, and every particle's last
+    direction."""
     s = settings
     d = particles.pos.shape[1]
     pos, u, kin = particles.pos.copy(), particles.direction.copy(), particles.kinetic.copy()
@@ -307,7 +308,7 @@ def transport(
         deposits = Deposits(
             z.astype(int), np.zeros((0, d)), z, z.astype(np.int8), z.astype(np.int16), z, z.astype(int)
         )
-    return deposits, _join(secondaries, d), photons
+    return deposits, _join(secondaries, d), photons, u
 
 
 def _emitted(parents: Particles, rows, pos, u, cos, kinetic, rng, mass: float, charge: float) -> Particles:
@@ -434,7 +435,7 @@ def simulate(n: int, rng: np.random.Generator, settings: Settings) -> Events:
     queue = _join([tracks, _shower_starts(showers, d, rng, extent)], d)
     deposits: list[Deposits] = []
     while len(queue):
-        found, secondaries, photons = transport(queue, s, rng, extent)
+        found, secondaries, photons, _ = transport(queue, s, rng, extent)
         deposits.append(found)
         queue = _join([secondaries, convert(photons, d, rng, extent)], d)
     event = np.concatenate([x.event for x in deposits])

@@ -38,6 +38,7 @@ BOOTSTRAP = 200
 NOISE_BINS = [0.5, 0.71, 1.0, 1.41, 2.0]
 MULTIPLICITY_BINS = [0.5, 1.5, 2.5, 3.5, 4.5, 5.5]
 CURVATURE_BINS = [0.0, 0.4, 0.8, 1.6, 3.2]  # 1/m
+SHOWER_BINS = [-0.5, 0.5, 1.5]  # events without and with a shower
 #: The target of a cell without a hit, and its weight in the loss relative to a hit.
 NO_HIT = len(sim.CLASSES)
 EMPTY_WEIGHT = 0.02
@@ -129,6 +130,7 @@ class _TracksTask(Task):
             "track_id": events.track_id,
             "curvature": curvature,
             "labels": events.label,
+            "n_showers": events.n_showers,
         }
         return ArraySplit(events.image[:, None], self.targets(events), meta)
 
@@ -291,9 +293,11 @@ class _Segment(_TracksTask):
                 result[f"{name}_err"] = float(values.std(ddof=1))
         noise = np.asarray(test.meta["noise"])
         multiplicity = np.asarray(test.meta["n_tracks"])
+        showers = np.asarray(test.meta.get("n_showers", np.zeros(n)))
         for axis, values, edges in (
             ("noise", noise, NOISE_BINS),
             ("tracks", multiplicity, MULTIPLICITY_BINS),
+            ("showers", showers, SHOWER_BINS),
         ):
             which = np.digitize(values, edges) - 1
             per_bin = [aggregate(counts, np.flatnonzero(which == b)) for b in range(len(edges) - 1)]
