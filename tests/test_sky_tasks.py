@@ -404,3 +404,21 @@ def test_clean_refuses_in_one_line_and_leaves_nothing(runs, tmp_path, capsys):
     )
     assert main(["clean", str(shapes.path), str(M13), "--out", str(out)]) == 2
     assert "sky-denoise" in capsys.readouterr().err and not out.exists()
+
+
+@pytest.mark.parametrize("suffix", [".fits", ".h5"])
+def test_predict_writes_images_of_a_frame_larger_than_the_training_size(runs, suffix, tmp_path):
+    from astropy.io import fits
+
+    from astrocnn.cli import main
+
+    out = tmp_path / f"denoised{suffix}"
+    assert main(["predict", str(runs["sky-denoise"].path), str(M13), "--out", str(out)]) == 0
+    if suffix == ".fits":
+        assert fits.getdata(out).shape == (1, 300, 300)
+        assert fits.getheader(out)["CTYPE1"] == fits.getheader(M13)["CTYPE1"]
+    else:
+        import h5py
+
+        with h5py.File(out) as f:
+            assert f["predictions"].shape == (1, 1, 300, 300)

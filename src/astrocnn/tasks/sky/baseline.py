@@ -19,8 +19,9 @@ from scipy import ndimage
 
 #: The filters the denoising baseline chooses from: (kind, size or sigma).
 FILTERS = (("median", 3), ("median", 5), ("gaussian", 0.7), ("gaussian", 1.0), ("gaussian", 1.5))
-#: L.A.Cosmic thresholds swept, high to low (its default is 4.5).
-SIGCLIPS = (30.0, 20.0, 14.0, 10.0, 7.0, 5.0, 4.5, 4.0, 3.5, 3.0, 2.5, 2.0)
+#: L.A.Cosmic thresholds swept, high to low (its default is 4.5); the top ones reach down to
+#: false-positive rates of 1e-4, where the brightest rays are all it may flag.
+SIGCLIPS = (200.0, 100.0, 60.0, 30.0, 20.0, 14.0, 10.0, 7.0, 5.0, 4.5, 4.0, 3.5, 3.0, 2.5, 2.0)
 
 
 def smooth(images: np.ndarray, kind: str, size: float) -> np.ndarray:

@@ -153,6 +153,20 @@ def cosmic_ray(rng: np.random.Generator, size: int, noise: float, energy: tuple[
     return deposit
 
 
+def inject_cosmic_rays(
+    frame: np.ndarray, noise: float, rng: np.random.Generator, s: Settings = Settings()
+) -> tuple[np.ndarray, np.ndarray]:
+    """A real frame (H, W) in electrons with simulated cosmic rays added: (frame, their mask).
+    ``noise`` is the frame's sky noise in electrons (the rays' energies are in its units)."""
+    height, width = frame.shape
+    size = max(height, width)
+    deposits = np.zeros((size, size))
+    for _ in range(rng.poisson(s.cosmic_density * height * width)):
+        deposits += cosmic_ray(rng, size, noise, s.cosmic_energy)
+    deposits = deposits[:height, :width]
+    return frame + deposits, deposits > 0
+
+
 def missing_mask(rng: np.random.Generator, size: int, s: Settings) -> np.ndarray:
     """Pixels without data: holes, a satellite trail, a chip gap, bad columns."""
     mask = np.zeros((size, size), bool)

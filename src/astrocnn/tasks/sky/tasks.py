@@ -261,14 +261,41 @@ class _SkyTask(Task):
 
 
 class _Restoring(_SkyTask):
-    """Image out, in electrons: the network predicts the stretched clean frame."""
+    """Image out, in electrons: the network predicts the stretched clean frame.
+
+    The stored targets (N, K, H, W) are the clean frame, then each frame's sky level and sky noise
+    sigma as images (and, for inpainting, the mask): the loss compares output and truth on the
+    display stretch asinh((x - sky) / sigma) on which the metrics score them, so every frame's sky
+    noise weighs alike whatever its level. Only the loss reads them; inference needs nothing but
+    the frame, so a real frame passes exactly as a simulated one."""
 
     kind = TaskKind.RESTORATION
     num_outputs = 1
     defaults = RESIDUAL_DEFAULTS
 
+    @staticmethod
+    def targets(data: dict, *extra: np.ndarray) -> np.ndarray:
+        n, height, width = data["clean"].shape
+        sigma = np.sqrt(data["sky"] + data["read_noise"] ** 2)
+        planes = [
+            np.broadcast_to(np.asarray(v, np.float32)[:, None, None], (n, height, width))
+            for v in (data["sky"], sigma)
+        ]
+        return np.stack([data["clean"], *planes, *extra], axis=1).astype(np.float32)
+
     def target_tensor(self, y: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(stretch(np.asarray(y)[:, :1]))
+        return torch.from_numpy(np.asarray(y, np.float32))
+
+    @staticmethod
+    def stretched_error(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """(B, 1, *S) output minus truth on the display stretch (output clamped so that an early,
+        wild network cannot overflow sinh)."""
+        electrons = STRETCH * torch.sinh(output.clamp(-20.0, 20.0))
+        clean, sky, sigma = target[:, :1], target[:, 1:2], target[:, 2:3]
+        return torch.asinh((electrons - sky) / sigma) - torch.asinh((clean - sky) / sigma)
+
+    def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return (self.stretched_error(output, target) ** 2).mean()
 
     def postprocess(self, output: torch.Tensor) -> torch.Tensor:
         return STRETCH * torch.sinh(output)
@@ -303,7 +330,7 @@ class SkyDenoise(_Restoring):
     }
 
     def split_of(self, data: dict) -> ArraySplit:
-        return ArraySplit(data["noisy"][:, None], data["clean"][:, None], self._meta(data, "stars"))
+        return ArraySplit(data["noisy"][:, None], self.targets(data), self._meta(data, "stars"))
 
     def metrics(self, prediction: np.ndarray, test: ArraySplit) -> dict[str, Any]:
         pred, clean = np.asarray(prediction)[:, 0], np.asarray(test.y)[:, 0]
@@ -390,8 +417,7 @@ class SkyInpaint(_Restoring):
     def split_of(self, data: dict) -> ArraySplit:
         mask = data["missing_mask"]
         x = np.stack([np.where(mask, 0.0, data["noisy"]), mask], axis=1).astype(np.float32)
-        y = np.stack([data["clean"], mask], axis=1).astype(np.float32)  # the mask weighs the loss
-        return ArraySplit(x, y, self._meta(data))
+        return ArraySplit(x, self.targets(data, mask), self._meta(data))  # the mask weighs the loss
 
     def preprocess(self, x: np.ndarray) -> np.ndarray:
         out = np.empty(x.shape, np.float32)
@@ -409,15 +435,11 @@ class SkyInpaint(_Restoring):
             "the missing-pixel mask (1 missing, 0 valid); float32"
         )
 
-    def target_tensor(self, y: np.ndarray) -> torch.Tensor:
-        y = np.asarray(y, np.float32)
-        return torch.from_numpy(np.concatenate([stretch(y[:, :1]), y[:, 1:2]], axis=1))
-
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Squared error inside the mask, and ``OUTSIDE_WEIGHT`` of it outside (the network still
-        returns a whole frame, but what it is for is the missing pixels)."""
-        mask = target[:, 1:2]
-        error = (output - target[:, :1]) ** 2
+        """The display-stretch error inside the mask, and ``OUTSIDE_WEIGHT`` of it outside (the
+        network still returns a whole frame, but what it is for is the missing pixels)."""
+        mask = target[:, 3:4]
+        error = self.stretched_error(output, target) ** 2
         inside = (error * mask).sum() / mask.sum().clamp(min=1)
         return inside + OUTSIDE_WEIGHT * error.mean()
 
@@ -425,7 +447,7 @@ class SkyInpaint(_Restoring):
         y = np.asarray(test.y)
         return {
             "masked_mse": masked_mse(
-                np.asarray(prediction)[:, 0], y[:, 0], y[:, 1] > 0.5, test.meta["read_noise"]
+                np.asarray(prediction)[:, 0], y[:, 0], y[:, 3] > 0.5, test.meta["read_noise"]
             )
         }
 
@@ -446,5 +468,5 @@ class SkyInpaint(_Restoring):
             predictions,
             out / "before_after.png",
             self.baseline_name,
-            mask=y[:, 1] > 0.5,
+            mask=y[:, 3] > 0.5,
         )
