@@ -24,7 +24,13 @@ AUX_WEIGHT = 0.3
 
 
 class TaskModule(L.LightningModule):
-    """Trains ``model`` on ``task``'s loss with AdamW and a cosine learning-rate schedule."""
+    """Trains ``model`` on ``task``'s loss with AdamW and a cosine learning-rate schedule.
+
+    The step is written out (Lightning's manual optimisation): zero the gradients, backward,
+    AdamW step. It is the same arithmetic as Lightning's automatic path without its closure and
+    per-step hook machinery, which cost a small network a third of a millisecond a step
+    (docs/benchmarks.md, engine). The learning rate of epoch ``e`` is set at its start from ``e``
+    alone, so that a resumed run continues the schedule exactly where it stopped."""
 
     def __init__(
         self,
@@ -47,6 +53,10 @@ class TaskModule(L.LightningModule):
         self.weight_decay = weight_decay
         self.epochs = epochs
         self._sums: dict[str, torch.Tensor] = {}  # per stage: loss sum, samples, correct
+        self.automatic_optimization = False
+        #: Check each training loss for NaN on the CPU; on an accelerator, where reading a value
+        #: stalls the device, check the epoch's running sum at every logging step instead.
+        self.check_each_step: bool | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.network(x)
@@ -62,11 +72,10 @@ class TaskModule(L.LightningModule):
         else:
             out = self.network(x)
             loss = self.task.loss(out, y)
-        if stage == "train" and not torch.isfinite(loss):
-            raise TrainingDiverged(
-                f"the training loss became {loss.item()} at epoch {self.current_epoch}, "
-                f"step {self.global_step} (try a smaller --lr)"
-            )
+        if self.check_each_step is None:
+            self.check_each_step = loss.device.type == "cpu"
+        if stage == "train" and self.check_each_step and not torch.isfinite(loss):
+            self._diverged(loss.item(), "at")
         # Epoch means are summed here and logged once an epoch: a self.log call costs about a
         # millisecond, as much as a whole training step of a small network on a CPU.
         sums = self._sums.setdefault(stage, torch.zeros(3, device=loss.device))
@@ -75,8 +84,16 @@ class TaskModule(L.LightningModule):
         if self.task.kind is TaskKind.CLASSIFICATION:
             sums[2] += (out.detach().argmax(dim=1) == y).sum()
         if stage == "train" and self._log_this_step():
+            if not self.check_each_step and not torch.isfinite(sums[0]):
+                self._diverged(sums[0].item(), "by")
             self.log("train_loss_step", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=len(x))
         return loss
+
+    def _diverged(self, value: float, when: str) -> None:
+        raise TrainingDiverged(
+            f"the training loss became {value} {when} epoch {self.current_epoch}, "
+            f"step {self.global_step} (try a smaller --lr)"
+        )
 
     def _log_this_step(self) -> bool:
         """The steps whose loss the loggers write (Lightning's ``log_every_n_steps``)."""
@@ -95,8 +112,13 @@ class TaskModule(L.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         self._sums.pop("train", None)
+        for group in self.optimizers().optimizer.param_groups:
+            group["lr"] = self.lr * self._cosine(self.current_epoch)
 
     def on_train_epoch_end(self) -> None:
+        sums = self._sums.get("train")
+        if sums is not None and not self.check_each_step and not torch.isfinite(sums[0]):
+            self._diverged(sums[0].item(), "by")
         self._log_epoch("train")
 
     def on_validation_epoch_start(self) -> None:
@@ -106,19 +128,22 @@ class TaskModule(L.LightningModule):
         self._log_epoch("val")
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train")
+        optimiser = self.optimizers()
+        loss = self._step(batch, "train")
+        optimiser.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        optimiser.step()
+        return loss
 
     def validation_step(self, batch, batch_idx: int) -> torch.Tensor:
         return self._step(batch, "val")
 
     def configure_optimizers(self):
-        optimiser = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        # cosine decay over the trainer's epochs, read when the schedule is used, so that a run
-        # resumed with more epochs stretches the schedule instead of replaying a finished one
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, self._cosine)
-        return {"optimizer": optimiser, "lr_scheduler": schedule}
+        return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
 
     def _cosine(self, epoch: int) -> float:
+        """Cosine decay over the trainer's epochs, read at each epoch's start, so that a run
+        resumed with more epochs stretches the schedule instead of replaying a finished one."""
         total = max(self.trainer.max_epochs or self.epochs, 1)
         return 0.5 * (1.0 + math.cos(math.pi * min(epoch, total) / total))
 
