@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+import h5py
 import numpy as np
 import pytest
 import torch
@@ -79,6 +80,18 @@ def test_bethe_minimum_and_bragg_rise():
     last = deposits.energy[residual < 0.5].sum() / (200 * (0.5 + step))  # over the last 0.5 cm
     assert 5.0 < first < 8.0  # beta gamma ~ 0.47 at 100 MeV: well above the minimum
     assert last > 3 * first
+
+
+def test_electrons_radiate_as_the_radiation_length_says():
+    """1 GeV electrons through half a radiation length (no ionisation): the energy radiated into
+    photons is on average E (1 - exp(-1/2)), the definition of X0, within 5 %."""
+    settings = sim.Settings(dims=2, energy_loss=False, scattering=False, b_field=0.0)
+    length = sim.RADIATION_LENGTH / 2
+    electrons = _beam(2000, 2, 1000.0, sim.M_E, [0.0, length / 2], [1.0, 0.0])
+    electrons.label[:] = sim.SHOWER
+    _, _, photons, _ = sim.transport(electrons, settings, np.random.default_rng(2), extent=length)
+    radiated = sum(p[3].sum() for p in photons) / (2000 * 1000.0)
+    assert radiated == pytest.approx(1 - np.exp(-0.5), rel=0.05)
 
 
 @pytest.mark.parametrize(("dims", "size"), [(2, 48), (3, 24)])
@@ -236,6 +249,19 @@ def test_segmentation_3d_trains_from_a_generated_file(tmp_path):
             assert name in results[method], (method, name)
     assert (tmp_path / "run" / "plots" / "event_0.png").is_file()
     assert run.metrics["results"]["cnn"]["n_test"] == 6
+    # a 32^3 volume, twice the training size: labelled in 16^3 windows, written as label volumes
+    from astropy.io import fits
+
+    from astrocnn.engine.predict import predict_files
+
+    volume = get_task("tracks-segment-3d").generate(1, np.random.default_rng(9)).x  # (1, 1, 32, 32, 32)
+    np.save(tmp_path / "volume.npy", volume)
+    predict_files(run, [tmp_path / "volume.npy"], tmp_path / "labels.h5")
+    with h5py.File(tmp_path / "labels.h5") as f:
+        assert f["predictions"].shape == (1, 3, 32, 32, 32)
+        assert np.array_equal(f["labels"][()], f["predictions"][()].argmax(axis=1))
+    predict_files(run, [tmp_path / "volume.npy"], tmp_path / "labels.fits")
+    assert fits.getdata(tmp_path / "labels.fits").shape == (32, 32, 32)
     with pytest.raises(DataError, match="size=16"):
         astrocnn.train("tracks-segment-3d", data=str(data), epochs=1, out=str(tmp_path / "bad"))
     with pytest.raises(DataError, match="3-D events"):

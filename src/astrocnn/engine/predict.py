@@ -10,6 +10,7 @@ from astrocnn.data.readers import DataError, Image, read_image, to_channels_firs
 from astrocnn.data.writers import write_csv, write_fits, write_hdf5
 from astrocnn.engine.run import Run, predict_array
 from astrocnn.errors import OptionError, ShapeError
+from astrocnn.tasks.base import TaskKind
 
 TABLE_SUFFIXES = (".csv",)
 IMAGE_SUFFIXES = (".fits", ".fit", ".h5", ".hdf5")
@@ -101,13 +102,16 @@ def predict_files(
     elif out.suffix.lower() in (".fits", ".fit"):
         if len(images) != 1 or len(outputs[0]) != 1:
             raise DataError(f"{out}: a FITS output holds one image; give one input image or write .h5")
-        write_fits(out, outputs[0][0], header=images[0].fits_header)
+        # a segmentation's FITS holds its label image (the class probabilities go to .h5)
+        segmentation = task.kind is TaskKind.SEGMENTATION
+        result = outputs[0][0].argmax(axis=0).astype(np.uint8) if segmentation else outputs[0][0]
+        write_fits(out, result, header=images[0].fits_header)
     else:
-        write_hdf5(
-            out,
-            {"predictions": np.concatenate(outputs)},
-            {"inputs": [str(p) for p in inputs], "task": task.name},
-        )
+        predictions = np.concatenate(outputs)
+        datasets = {"predictions": predictions}
+        if task.kind is TaskKind.SEGMENTATION:  # the label volume beside the class probabilities
+            datasets["labels"] = predictions.argmax(axis=1).astype(np.uint8)
+        write_hdf5(out, datasets, {"inputs": [str(p) for p in inputs], "task": task.name})
     return out
 
 

@@ -23,10 +23,11 @@ once (NumPy over the particles):
 - **Delta rays**: knock-on electrons above ``delta_min`` MeV at the Bethe rate
   (K/2) (Z/A) rho / beta^2 (1/T_min - 1/T_max) per cm, energies from the 1/T^2 spectrum, emitted at
   cos theta = (T/p_e) (E + m_e)/p; they keep their parent's track id.
-- **Electromagnetic showers** (the second class): an electron or a photon of 100-1000 MeV; electrons
-  above the critical energy radiate bremsstrahlung photons (probability ds/X0 per step, energy
-  fraction from the 1/y spectrum), photons convert after an exponential path of 9/7 X0 into an
-  electron pair (Heitler's picture of a cascade), and every electron ionises and scatters as above.
+- **Electromagnetic showers** (the second class): an electron or a photon of 100-1000 MeV;
+  electrons above the critical energy radiate bremsstrahlung photons (energy fraction from the
+  1/y spectrum, at the rate that radiates E/X0 per cm), photons convert after an exponential path
+  of 9/7 X0 into an electron pair (Heitler's picture of a cascade), and every electron ionises
+  and scatters as above.
 - **Readout**: Gaussian electronic noise of ``noise_sigma`` MeV on every cell, spurious noise hits
   at ``noise_rate`` per cell (exponential amplitudes), dead channels (a fraction ``dead_fraction``
   of the lines along axis 0 read zero), and zero suppression below ``threshold`` MeV. Each event
@@ -63,6 +64,11 @@ STOP_ENERGY = 1.0  # MeV: a particle below it deposits the rest where it is
 PHOTON_CUT = 2.0  # MeV: softer photons are not followed (Compton electrons of a few mm)
 BACKGROUND, TRACK, SHOWER = 0, 1, 2
 CLASSES = ("background", "track", "shower")
+#: Smallest photon energy fraction of the bremsstrahlung spectrum followed, and the spectrum's
+#: mean fraction (1 - Y_MIN) / ln(1 / Y_MIN): photons are emitted at 1 / (X0 * mean) per cm so
+#: that an electron radiates on average E / X0 per cm, the definition of X0.
+Y_MIN = 0.01
+BREMS_MEAN_FRACTION = (1 - Y_MIN) / math.log(1 / Y_MIN)
 #: Hits a track needs to count as seen (the truth of tracks-count, and of track efficiency).
 MIN_TRACK_HITS = 5
 #: Events per independently seeded chunk.
@@ -267,12 +273,13 @@ def transport(
             cos = np.clip(t_e / p_e * (E[k] + M_E) / p[k], -1, 1)
             secondaries.append(_emitted(particles, idx[k], pos[idx[k]], u[idx[k]], cos, t_e, rng, M_E, -1.0))
             loss[k] += t_e
-        # bremsstrahlung of shower electrons above the critical energy (probability ds / X0)
+        # bremsstrahlung of shower electrons above the critical energy: photons with a fraction y
+        # of T from the 1/y spectrum on [Y_MIN, 1], at the rate that radiates E/X0 per unit length
         radiating = is_electron[idx] & (particles.label[idx] == SHOWER) & (T > CRITICAL_ENERGY)
-        brems = radiating & (rng.random(len(idx)) < ds / RADIATION_LENGTH)
+        brems = radiating & (rng.random(len(idx)) < ds / RADIATION_LENGTH / BREMS_MEAN_FRACTION)
         if np.any(brems):
             k = np.flatnonzero(brems)
-            k_gamma = T[k] * 0.01 ** rng.random(len(k))  # the 1/y spectrum from 1 % to all of T
+            k_gamma = T[k] * Y_MIN ** rng.random(len(k))
             k_gamma = np.minimum(k_gamma, T[k] - loss[k] - STOP_ENERGY)
             keep = k_gamma > PHOTON_CUT
             k, k_gamma = k[keep], k_gamma[keep]
@@ -455,9 +462,10 @@ def simulate(n: int, rng: np.random.Generator, settings: Settings) -> Events:
     key = flat[sel] * (s.max_tracks + 1) + owner[sel]
     keys, summed = np.unique(key, return_inverse=True)
     per_key = np.bincount(summed, energy[sel])
-    order = np.lexsort((per_key, keys // (s.max_tracks + 1)))
+    cell_of, owner_of = np.divmod(keys[np.lexsort((per_key, keys // (s.max_tracks + 1)))], s.max_tracks + 1)
+    last = np.append(cell_of[1:] != cell_of[:-1], True)  # each cell's largest deposit comes last
     best = np.zeros(cells, np.int8)
-    best[keys[order] // (s.max_tracks + 1)] = (keys[order] % (s.max_tracks + 1)).astype(np.int8)
+    best[cell_of[last]] = owner_of[last]
     best = best.reshape(n, *shape)
     image = readout(e_track + e_shower, noise, s, rng)
     hit = image > 0
