@@ -163,3 +163,24 @@ def test_generated_data_do_not_depend_on_the_number_of_processes():
     # ... and up to one chunk the data are those of a single call on the seed
     first = task.generate(50, np.random.default_rng(np.random.SeedSequence(11)), "train")
     np.testing.assert_array_equal(generate_split(task, 50, seed, "train", workers=2).x, first.x)
+
+
+def test_ising_data_do_not_depend_on_the_number_of_threads():
+    """The Ising generator shares its (L, T) pairs out to threads (its numba kernels release the
+    GIL): the configurations, and so everything computed from them, are the same for any count."""
+    from astrocnn.engine.splits import generate_split
+    from astrocnn.tasks import get_task
+    from astrocnn.tasks.ising.kernels import PARALLEL_MIN_L
+
+    # L = 48 sweeps its rows on every core when one pair runs at a time, on one core per pair
+    # with several threads: both must give the same chains
+    assert PARALLEL_MIN_L <= 48
+    task = get_task("ising-phase", {"sizes": "8,16,48", "temperatures": "1.5,2.3,3.0"})
+    seed = np.random.SeedSequence(5)
+    one = generate_split(task, 64, seed, "test", workers=1)
+    three = generate_split(task, 64, seed, "test", workers=3)
+    assert len(one) == 3 * 3 * 64
+    for a, b in zip(one.x, three.x, strict=True):
+        np.testing.assert_array_equal(a, b)
+    for key in ("temperature", "size", "energy", "magnetisation", "chain"):
+        np.testing.assert_array_equal(one.meta[key], three.meta[key])

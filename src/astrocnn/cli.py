@@ -371,12 +371,18 @@ def generate_group() -> None:
     "--per-t", default=500, show_default=True, type=click.IntRange(min=1), help="Configurations per (L, T)."
 )
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Threads, one (L, T) pair each (same data for any count).  [default: every core]",
+)
 @click.option("--out", required=True, type=click.Path(), help="HDF5 file to write.")
-def generate_ising(sizes: str, temperatures: str, per_t: int, seed: int, out: str) -> None:
+def generate_ising(sizes: str, temperatures: str, per_t: int, seed: int, workers, out: str) -> None:
     """Equilibrium configurations of the 2-D Ising model (Metropolis away from T_c, Wolff near it)."""
     from rich.progress import Progress
 
     from astrocnn.data.writers import write_hdf5
+    from astrocnn.engine.splits import available_cores
     from astrocnn.tasks.ising import simulation as ising
 
     try:
@@ -392,7 +398,9 @@ def generate_ising(sizes: str, temperatures: str, per_t: int, seed: int, out: st
         def step(size: int, t: float) -> None:
             progress.update(bar, advance=1, description=f"L={size} T={t:.3f}")
 
-        data = ising.generate(lattice_sizes, temps, per_t, seed, progress=step)
+        data = ising.generate(
+            lattice_sizes, temps, per_t, seed, progress=step, workers=workers or available_cores()
+        )
     attrs = {
         "seed": seed,
         "sizes": lattice_sizes,

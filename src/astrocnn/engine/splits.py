@@ -116,6 +116,8 @@ def generate_split(
         for k in range(len(counts) - 1)
     ]
     seeds = [seed, *children]
+    if task.generates_in_parallel and len(counts) == 1:
+        return task.generate(n, np.random.default_rng(seed), split, workers=workers)
     if workers <= 1 or len(counts) == 1:
         return concatenate([_chunk(task, c, s, split) for c, s in zip(counts, seeds, strict=True)])
     import multiprocessing

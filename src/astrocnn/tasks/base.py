@@ -105,6 +105,9 @@ class Task(ABC):
     #: Samples per independently seeded chunk of the generator, generated in parallel
     #: processes (``--workers``); None: one call (the generator parallelises itself, or not at all).
     chunk_size: ClassVar[int | None] = None
+    #: Whether :meth:`generate` takes ``workers=`` and shares its work out itself (threads over
+    #: independently seeded parts, the data the same for any count); with ``chunk_size`` None.
+    generates_in_parallel: ClassVar[bool] = False
     #: Options a task takes (``--task-option KEY=VALUE``), e.g. lattice sizes.
     option_names: ClassVar[tuple[str, ...]] = ()
     #: The classical method :meth:`baseline` runs, named for tables and reports.

@@ -94,7 +94,7 @@ def _sweep_row(words: np.ndarray, digits: np.ndarray, states: np.ndarray, i: int
     states[i, 1] = s1
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _multispin_parallel(words: np.ndarray, digits: np.ndarray, n_sweeps: int, states: np.ndarray) -> None:
     for _ in range(n_sweeps):
         for colour in range(2):
@@ -102,7 +102,7 @@ def _multispin_parallel(words: np.ndarray, digits: np.ndarray, n_sweeps: int, st
                 _sweep_row(words, digits, states, i, colour)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _multispin_serial(words: np.ndarray, digits: np.ndarray, n_sweeps: int, states: np.ndarray) -> None:
     for _ in range(n_sweeps):
         for colour in range(2):
@@ -130,7 +130,7 @@ def multispin_series(words: np.ndarray, digits: np.ndarray, n_sweeps: int, state
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def unpack(words: np.ndarray, out: np.ndarray) -> None:
     """Spins (+1/-1 int8) of all 64 replicas: ``out`` (64, L, L)."""
     n = words.shape[0]
@@ -141,7 +141,7 @@ def unpack(words: np.ndarray, out: np.ndarray) -> None:
                 out[r, i, j] = 1 if (words[i, j] >> shift) & np.uint64(1) else -1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def abs_magnetisations(words: np.ndarray, out: np.ndarray) -> None:
     """|m| per spin of each replica (for the autocorrelation pilot runs)."""
     n = words.shape[0]
@@ -158,7 +158,7 @@ def abs_magnetisations(words: np.ndarray, out: np.ndarray) -> None:
 # ---- Wolff cluster updates on int8 lattices ----------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _wolff_cluster(spins: np.ndarray, threshold: np.uint64, s0: np.uint64, s1: np.uint64, stack: np.ndarray):
     """Grow one Wolff cluster from a random seed site and flip it: a neighbour of the seed's
     sign joins with probability 1 - exp(-2 beta) per bond (Wolff 1989). Returns its size."""
@@ -194,7 +194,7 @@ def _wolff_cluster(spins: np.ndarray, threshold: np.uint64, s0: np.uint64, s1: n
     return size, s0, s1
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def wolff_clusters(
     spins: np.ndarray, beta: float, n_clusters: int, states: np.ndarray, flipped: np.ndarray
 ) -> None:
@@ -215,7 +215,7 @@ def wolff_clusters(
         flipped[c] += total
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def wolff_series(
     spins: np.ndarray,
     beta: float,
@@ -244,7 +244,7 @@ def wolff_series(
         states[c, 1] = s1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def observables(spins: np.ndarray, energy: np.ndarray, magnetisation: np.ndarray) -> None:
     """Energy per spin (each bond once) and magnetisation per spin of int8 lattices (N, L, L)."""
     n = spins.shape[1]

@@ -225,18 +225,44 @@ def generate(
     per_t: int,
     seed: int,
     progress: Callable[[int, float], None] | None = None,
+    workers: int = 1,
 ) -> dict[int, list[IsingSamples]]:
     """Samples for every (L, T). Each pair has its own random stream derived from ``seed`` and
-    (L, T)'s position, so a pair's samples do not depend on what else is generated."""
+    (L, T)'s position, so a pair's samples do not depend on what else is generated, nor on
+    ``workers``: with several, the pairs are shared out to that many threads (the kernels release
+    the GIL; each thread runs them on one core), else one pair at a time, its large lattices on
+    every core."""
     root = np.random.SeedSequence(seed)
-    result: dict[int, list[IsingSamples]] = {}
-    for size in sizes:
-        result[size] = []
-        for t in temperatures:
-            child = np.random.SeedSequence(entropy=root.entropy, spawn_key=(int(size), int(np.rint(t * 1e6))))
-            result[size].append(sample(size, float(t), per_t, np.random.default_rng(child)))
+    cells = [(int(size), float(t)) for size in sizes for t in temperatures]
+
+    def one(cell: tuple[int, float]) -> IsingSamples:
+        size, t = cell
+        child = np.random.SeedSequence(entropy=root.entropy, spawn_key=(size, int(np.rint(t * 1e6))))
+        return sample(size, t, per_t, np.random.default_rng(child))
+
+    result: dict[int, list[IsingSamples]] = {int(size): [] for size in sizes}
+    if workers <= 1 or len(cells) == 1:
+        done = map(one, cells)
+        pool = None
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        import numba
+
+        # numba's thread count is per thread: one core for each pair, the pairs side by side;
+        # the largest lattices first, so that no long pair starts last
+        pool = ThreadPoolExecutor(min(workers, len(cells)), initializer=numba.set_num_threads, initargs=(1,))
+        order = sorted(range(len(cells)), key=lambda i: -cells[i][0])
+        futures = {i: pool.submit(one, cells[i]) for i in order}
+        done = (futures[i].result() for i in range(len(cells)))
+    try:
+        for (size, t), samples in zip(cells, done, strict=True):
+            result[size].append(samples)
             if progress is not None:
-                progress(size, float(t))
+                progress(size, t)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     return result
 
 

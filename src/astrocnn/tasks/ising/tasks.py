@@ -80,6 +80,7 @@ class _IsingTask(Task):
     spatial_dims = 2
     in_channels = 1
     option_names = ("sizes", "temperatures")
+    generates_in_parallel = True
 
     def __init__(self, sizes: Any = SIZES, temperatures: Any = TEMPERATURES):
         self.sizes = parse_sizes(sizes)
@@ -117,9 +118,11 @@ class _IsingTask(Task):
             return None
         return f"lattices are {'x'.join(map(str, size))}; {self.name} takes square L x L lattices"
 
-    def generate(self, n: int, rng: np.random.Generator, split: str = "test") -> ArraySplit:
-        """``n`` configurations per (L, T)."""
-        data = ising.generate(self.sizes, self.temperatures(split), n, seed=int(rng.integers(2**62)))
+    def generate(self, n: int, rng: np.random.Generator, split: str = "test", workers: int = 1) -> ArraySplit:
+        """``n`` configurations per (L, T), the pairs shared out to ``workers`` threads."""
+        data = ising.generate(
+            self.sizes, self.temperatures(split), n, seed=int(rng.integers(2**62)), workers=workers
+        )
         return self._split(ising.to_hdf5_datasets(data))
 
     def _split(self, groups: dict[str, np.ndarray], select=None) -> ArraySplit:
