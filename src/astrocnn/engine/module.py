@@ -212,7 +212,9 @@ class DataModule(L.LightningDataModule):
             "pin_memory": self._pinned(),
         }
         drop_last = train and len(dataset) > self.batch_size  # no 1-image batch for batch norm
-        if train:
+        if train and hasattr(dataset, "train_sampler"):  # a dataset read from disk picks its order
+            sampler = dataset.train_sampler(self.seed)
+        elif train:
             sampler = EpochSeededSampler(dataset, self.seed)
         else:
             sampler = SequentialSampler(dataset)

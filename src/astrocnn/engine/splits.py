@@ -281,6 +281,8 @@ def build_splits(task: Task, config: RunConfig) -> Splits:
         train, val, test = generated_splits(task, config)
         return Splits(_tensors(task, train), _tensors(task, val), test, train)
     own = task.splits_from_file(config.data, config.seed)
+    if isinstance(own, Splits):  # the family reads its own file, e.g. streamed from disk
+        return own
     if own is not None:  # the family's own format, as ``astrocnn generate`` writes it
         train, val, test = own
         return Splits(_tensors(task, train), _tensors(task, val), test, train)

@@ -158,9 +158,11 @@ class Task(ABC):
         """``n`` samples from the built-in, physically grounded generator (raw units). ``split``
         ("train", "val" or "test") lets a task train on part of its domain only."""
 
-    def splits_from_file(self, path: str, seed: int) -> tuple[ArraySplit, ArraySplit, ArraySplit] | None:
+    def splits_from_file(self, path: str, seed: int) -> tuple[ArraySplit, ArraySplit, ArraySplit] | Any:
         """Train, validation and test splits of a file in the family's own format (e.g. what
-        ``astrocnn generate`` writes), or None where ``--data`` is a generic labelled file."""
+        ``astrocnn generate`` writes), or None where ``--data`` is a generic labelled file. A
+        family that streams large files returns an ``astrocnn.engine.splits.Splits`` instead
+        (its training and validation splits datasets of preprocessed (x, y) read on demand)."""
         return None
 
     @property

@@ -413,9 +413,10 @@ def to_hdf5_datasets(events: Events, camera: Camera) -> dict[str, np.ndarray]:
 EVENT_FIELDS = ("charge", "time", "particle", "energy", "core", "direction", "source", "x_max", "muon")
 
 
-def read_events(path, camera: Camera | None = None) -> tuple[Events, Camera]:
+def read_events(path, camera: Camera | None = None, rows: np.ndarray | None = None) -> tuple[Events, Camera]:
     """The events and the camera of a file ``astrocnn generate iact`` wrote; with ``camera``,
-    a file from another camera is refused. Every problem is one DataError naming the file."""
+    a file from another camera is refused; with ``rows`` (increasing), only those events, read
+    block by block. Every problem is one DataError naming the file."""
     from pathlib import Path
 
     from astrocnn.data.readers import DataError, hdf5_dataset_names, hdf5_listing, library_errors, open_hdf5
@@ -456,7 +457,7 @@ def read_events(path, camera: Camera | None = None) -> tuple[Events, Camera]:
         for field_name in EVENT_FIELDS:
             if len(f[field_name]) != n:
                 raise DataError(f"{path}: {field_name} holds {len(f[field_name])} events, charge {n}")
-        values = {k: f[k][()] for k in EVENT_FIELDS}
+        values = {k: f[k][()] if rows is None else read_rows(f[k], rows) for k in EVENT_FIELDS}
     events = Events(
         charge=values["charge"].astype(np.float32),
         time=values["time"].astype(np.float32),
@@ -469,3 +470,25 @@ def read_events(path, camera: Camera | None = None) -> tuple[Events, Camera]:
         muon=values["muon"].astype(bool),
     )
     return events, own
+
+
+#: Events per block when a file is read in parts (about 18 MB of TAIGA charges).
+READ_BLOCK = 8192
+
+
+def read_rows(dataset, rows: np.ndarray, block: int = READ_BLOCK) -> np.ndarray:
+    """``dataset[rows]`` for increasing ``rows``, read as contiguous blocks: HDF5's selection of
+    many scattered rows, and of rows of a compressed file, is far slower than reading the blocks
+    that hold them."""
+    rows = np.asarray(rows, dtype=np.int64)
+    out = np.empty((len(rows), *dataset.shape[1:]), dataset.dtype)
+    if not len(rows):
+        return out
+    starts = np.arange(rows[0] // block * block, rows[-1] + 1, block)
+    bounds = np.searchsorted(rows, np.append(starts, starts[-1] + block))
+    for k in range(len(starts)):
+        lo, hi = bounds[k], bounds[k + 1]
+        if hi > lo:
+            stop = int(rows[hi - 1]) + 1
+            out[lo:hi] = dataset[int(rows[lo]) : stop][rows[lo:hi] - rows[lo]]
+    return out

@@ -20,6 +20,8 @@ scikit-learn's gradient-boosted trees on them, trained on the same events.
 
 from __future__ import annotations
 
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -38,6 +40,8 @@ MAPPINGS = ("axial", "bilinear")
 MIN_SIZE = 50.0  # photoelectrons after cleaning
 PROTON_ENERGY_FACTOR = 3.0
 TIME_SCALE = 10.0  # ns
+#: Above this, ``stream=auto`` reads a file's training events from disk as needed.
+STREAM_ABOVE_BYTES = 2**30
 #: log10(E / TeV) bins of the energy metrics: 0.25 to 100 TeV, five per decade
 ENERGY_BINS = [round(float(v), 4) for v in np.linspace(-0.6, 2.0, 14)]
 #: The bins the headline ``energy_resolution_mean`` averages, fixed: 1 to 40 TeV, above the
@@ -163,12 +167,17 @@ class _IactTask(Task):
         "two channels on the network's square grid: photoelectrons per pixel, and the arrival "
         "time in ns relative to the image's charge-weighted mean"
     )
-    option_names = ("camera", "mapping", "min_size")
+    option_names = ("camera", "mapping", "min_size", "stream")
     chunk_size = 250
     #: which particles the task uses
     particles: ClassVar[tuple[int, ...]] = (sim.GAMMA, sim.PROTON)
 
-    def __init__(self, camera: str = "taiga", mapping: str = "axial", min_size: Any = MIN_SIZE):
+    def __init__(
+        self, camera: str = "taiga", mapping: str = "axial", min_size: Any = MIN_SIZE, stream: str = "auto"
+    ):
+        if stream not in ("auto", "yes", "no"):
+            raise OptionError(f"stream must be auto, yes or no, not {stream!r}")
+        self.stream = stream
         if camera not in CAMERAS:
             raise OptionError(f"camera must be one of {', '.join(CAMERAS)}, not {camera!r}")
         try:
@@ -182,7 +191,12 @@ class _IactTask(Task):
         self.settings = sim.Settings()
 
     def options(self) -> dict[str, Any]:
-        return {"camera": self.camera.name, "mapping": self.mapper.mapping, "min_size": self.min_size}
+        return {
+            "camera": self.camera.name,
+            "mapping": self.mapper.mapping,
+            "min_size": self.min_size,
+            "stream": self.stream,
+        }
 
     def data_contract(self) -> str:
         return "\n".join([
@@ -194,7 +208,8 @@ class _IactTask(Task):
             f"protons  drawn over {PROTON_ENERGY_FACTOR:g} times the gamma rays' energy range "
             "(E^-2 for both; generate iact does the same by default)",
             "options  --task-option camera=taiga|lst|square (the file's camera must match), "
-            "mapping=axial|bilinear, min_size=P.E.",
+            "mapping=axial|bilinear, min_size=P.E., stream=auto|yes|no (read the training events "
+            f"from disk batch by batch; auto: when they would take over {STREAM_ABOVE_BYTES / 2**30:g} GiB)",
             f"example  astrocnn generate iact --camera {self.camera.name} --n 20000 --out showers.h5 && "
             f"astrocnn train {self.name} --data showers.h5",
         ])  # fmt: skip
@@ -251,14 +266,19 @@ class _IactTask(Task):
         }
         return ArraySplit(x, self.labels(events), meta)
 
-    def splits_from_file(self, path: str, seed: int) -> tuple[ArraySplit, ArraySplit, ArraySplit]:
-        """The events of the file that pass the cut, split 70 / 15 / 15 at random (``seed``)."""
+    def splits_from_file(self, path: str, seed: int):
+        """The events of the file that pass the cut, split 70 / 15 / 15 at random (``seed``).
+        Where the training events would not fit in memory (option ``stream``), the training and
+        validation splits are read from disk batch by batch (:mod:`.stream`)."""
         from astrocnn.data.readers import DataError
+        from astrocnn.tasks.iact import stream
 
-        events, _ = sim.read_events(path, self.camera)
-        keep = self.select(events) & np.isin(events.particle, self.particles)
+        path = Path(path)
+        sim.read_events(path, self.camera, rows=np.array([], dtype=np.int64))  # the file's checks
+        particle, energy, sizes = stream.scan(path, self)
+        keep = (sizes >= self.min_size) & np.isin(particle, self.particles)
         wanted = " and ".join(sim.PARTICLES[p] for p in self.particles)
-        missing = [sim.PARTICLES[p] for p in self.particles if not np.any(keep & (events.particle == p))]
+        missing = [sim.PARTICLES[p] for p in self.particles if not np.any(keep & (particle == p))]
         if missing:
             raise DataError(
                 f"{path}: no {missing[0]} event passes the cut (cleaned size >= {self.min_size:g} p.e.); "
@@ -271,7 +291,35 @@ class _IactTask(Task):
                 f"{self.min_size:g} p.e.); {self.name} needs at least 20"
             )
         cut = [round(0.7 * len(idx)), round(0.85 * len(idx))]
-        return tuple(self.split_of(_take(events, np.sort(part))) for part in np.split(idx, cut))
+        parts = np.split(idx, cut)
+        train, val, test = (np.sort(part) for part in parts)
+        if not self.streams(len(train) + len(val)):
+            return tuple(
+                self.split_of(sim.read_events(path, self.camera, rows=p)[0]) for p in (train, val, test)
+            )
+        from astrocnn.engine.splits import BASELINE_SAMPLES, Splits
+
+        def streamed(rows: np.ndarray) -> stream.StreamedEvents:
+            truth = SimpleNamespace(particle=particle[rows], energy=energy[rows])
+            return stream.StreamedEvents(path, self, rows, self.labels(truth))
+
+        fit_rows = np.sort(parts[0][:BASELINE_SAMPLES])  # a random part of the training split
+        return Splits(
+            streamed(train),
+            streamed(val),
+            self.split_of(sim.read_events(path, self.camera, rows=test)[0]),
+            self.split_of(sim.read_events(path, self.camera, rows=fit_rows)[0]),
+        )
+
+    def streams(self, n_events: int) -> bool:
+        """Whether ``n_events`` training and validation events are read from disk as needed."""
+        if self.stream != "auto":
+            return self.stream == "yes"
+        per_event = 4 * (
+            (self.network_channels + self.in_channels) * int(np.prod(self.input_size))
+            + 2 * self.camera.n_pixels
+        )
+        return n_events * per_event > STREAM_ABOVE_BYTES
 
     def labels(self, events: sim.Events) -> np.ndarray:
         raise NotImplementedError

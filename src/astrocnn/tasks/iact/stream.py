@@ -1,0 +1,130 @@
+"""Training on event files larger than memory.
+
+The training and validation events of an ``astrocnn generate iact`` file stay on disk: a batch
+reads its rows, maps them onto the square grid and preprocesses them (in DataLoader worker
+processes with ``--num-workers``). The batches come in a block shuffle: each epoch visits blocks
+of consecutive events in a random order and shuffles the events of a few blocks at a time, so
+that a compressed file is decompressed about once an epoch instead of once per event, while the
+order stays random at the scale of thousands of events and reproducible from (seed, epoch). The
+test events and the classical baseline's training events are read into memory (their images
+and per-pixel charges), as the metrics and the Hillas fit need them whole."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from astrocnn.tasks.iact import hillas
+from astrocnn.tasks.iact import simulation as sim
+
+if TYPE_CHECKING:
+    from astrocnn.tasks.iact.tasks import _IactTask
+
+#: Consecutive events a batch draws from (a block), and blocks shuffled together (a window).
+BLOCK, WINDOW = 512, 8
+#: h5py's chunk cache per open file: large enough to hold the compressed chunks of a window.
+CACHE_BYTES = 64 * 2**20
+
+
+def scan(path: Path, task: _IactTask) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Particle, energy and cleaned image size of every event of the file, its charges read one
+    block at a time (the cut's input, in bounded memory)."""
+    from astrocnn.data.readers import library_errors, open_hdf5
+
+    with library_errors(path, "HDF5"), open_hdf5(path) as f:
+        charge = f["charge"]
+        n = charge.shape[0]
+        sizes = np.empty(n)
+        for start in range(0, n, sim.READ_BLOCK):
+            block = charge[start : start + sim.READ_BLOCK].astype(np.float32)
+            sizes[start : start + len(block)] = hillas.cleaned_sizes(task.camera, block)
+        return f["particle"][()].astype(np.int64), f["energy"][()].astype(np.float64), sizes
+
+
+class StreamedEvents(Dataset):
+    """The network's inputs and targets for the file rows ``rows`` (increasing), read on demand.
+
+    A batch is fetched at once (``__getitems__``, which the DataLoader calls with a batch's
+    indices); each process opens its own handle to the file."""
+
+    def __init__(self, path: Path, task: _IactTask, rows: np.ndarray, targets: np.ndarray):
+        self.path, self.task = Path(path), task
+        self.rows = np.asarray(rows, dtype=np.int64)
+        self.targets = task.target_tensor(targets)
+        self._file = None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def _handle(self):
+        if self._file is None:
+            import h5py
+
+            self._file = h5py.File(self.path, "r", rdcc_nbytes=CACHE_BYTES, rdcc_nslots=100_003)
+        return self._file
+
+    def __getitems__(self, indices: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        x, y = self.batch(np.asarray(indices, dtype=np.int64))
+        return list(zip(x, y, strict=True))
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.__getitems__([index])[0]
+
+    def batch(self, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs (B, 4, H, W) and targets of the dataset's items ``indices``, in that order."""
+        rows = self.rows[indices]
+        order = np.argsort(rows, kind="stable")
+        f = self._handle()
+        charge = sim.read_rows(f["charge"], rows[order], BLOCK)
+        time = sim.read_rows(f["time"], rows[order], BLOCK)
+        images = self.task.preprocess(
+            self.task.mapper.images(charge.astype(np.float32), time.astype(np.float32))
+        )
+        back = np.empty_like(order)
+        back[order] = np.arange(len(order))
+        return torch.from_numpy(np.ascontiguousarray(images[back])), self.targets[indices]
+
+    def train_sampler(self, seed: int) -> BlockShuffle:
+        return BlockShuffle(len(self), seed)
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_file"] = None  # each worker process opens the file itself
+        return state
+
+    def __del__(self) -> None:
+        if getattr(self, "_file", None) is not None:
+            try:
+                self._file.close()
+            except Exception:  # interpreter shutdown
+                pass
+
+
+class BlockShuffle(Sampler[int]):
+    """Every index once an epoch: blocks of ``block`` consecutive indices in a random order, the
+    indices of each ``window`` consecutive blocks of that order shuffled together; the order is
+    a function of (seed, epoch) alone, as the in-memory path's."""
+
+    def __init__(self, n: int, seed: int, block: int = BLOCK, window: int = WINDOW):
+        self.n, self.seed, self.block, self.window = n, seed, block, window
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[int]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        starts = rng.permutation(np.arange(0, self.n, self.block))
+        for w in range(0, len(starts), self.window):
+            group = np.concatenate(
+                [np.arange(s, min(s + self.block, self.n)) for s in starts[w : w + self.window]]
+            )
+            yield from rng.permutation(group).tolist()
