@@ -145,7 +145,24 @@ def test_gamma_hadron_trains_from_the_generator_with_the_field_metrics(tmp_path)
         assert 0.0 <= results[method]["auc"] <= 1.0
     # Hillas parameters and gradient-boosted trees separate these simulated showers
     assert results["baseline"]["auc"] > 0.8
-    assert (run.path / "plots" / "roc.png").exists() and (run.path / "plots" / "events.png").exists()
+    for name in ("roc.png", "events.png", "activations.png"):
+        assert (run.path / "plots" / name).exists(), name
+
+
+def test_activation_maps_are_the_first_convolutions_outputs():
+    from astrocnn.models.registry import create_model
+    from astrocnn.tasks.plotting import convolution_outputs
+
+    torch.manual_seed(0)
+    model = create_model("resnet18", in_channels=4, num_outputs=2, width=0.25, small_input=True)
+    x = torch.randn(1, 4, 29, 29)
+    first, second = convolution_outputs(model, x, layers=2)
+    assert model.training  # the mode it was in, restored
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    model.eval()
+    with torch.no_grad():
+        np.testing.assert_allclose(first, convs[0](x)[0].numpy(), rtol=1e-5, atol=1e-6)
+    assert second.shape[0] == convs[1].out_channels
 
 
 def test_energy_trains_from_a_generated_file(tmp_path):

@@ -278,3 +278,50 @@ def training_curves(history: dict[str, dict[str, list[float]]], path: Path) -> N
     legend(ax)
     ax.grid(alpha=0.3)
     save(fig, path)
+
+
+def convolution_outputs(model, x, layers: int = 2) -> list[np.ndarray]:
+    """The outputs (C, H, W) of the first ``layers`` convolutions of ``model`` for one input
+    ``x`` (1, C, H, W), from forward hooks; the network is run once, in evaluation mode."""
+    import torch
+
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.modules.conv._ConvNd)][:layers]
+    outputs: list[np.ndarray] = []
+    hooks = [
+        m.register_forward_hook(lambda _m, _i, out: outputs.append(out[0].detach().numpy())) for m in convs
+    ]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(x)
+    finally:
+        model.train(was_training)
+        for hook in hooks:
+            hook.remove()
+    return outputs
+
+
+def activation_maps(model, x, path: Path, title: str, *, layers: int = 2, channels: int = 8) -> None:
+    """One input (1, C, H, W) and what the first ``layers`` convolutions make of it: the first
+    ``channels`` feature maps of each, a row per layer (the lecture's pictures of what the
+    filters respond to)."""
+    maps = convolution_outputs(model, x, layers)
+    if not maps:
+        return
+    cols = max(channels, 1)
+    fig, axes = plt.subplots(len(maps) + 1, cols, figsize=(1.6 * cols, 1.7 * (len(maps) + 1)), squeeze=False)
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    inputs = x[0].detach().numpy()
+    for k in range(min(cols, inputs.shape[0])):
+        axes[0, k].imshow(inputs[k], cmap="magma", origin="lower")
+        axes[0, k].set_title(f"input {k}", fontsize=7)
+    for row, fmap in enumerate(maps, start=1):
+        for k in range(min(cols, fmap.shape[0])):
+            axes[row, k].imshow(
+                fmap[k], cmap="RdBu_r", origin="lower", vmin=-abs(fmap[k]).max(), vmax=abs(fmap[k]).max()
+            )
+            axes[row, k].set_title(f"conv {row}, map {k}", fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    save(fig, path)

@@ -356,6 +356,17 @@ class _IactTask(Task):
         from astrocnn.tasks.iact import plots as iact_plots
 
         iact_plots.example_events(self.camera, test, out / "events.png")
+        if "cnn" in networks and len(test):
+            from astrocnn.tasks import plotting
+
+            i = int(np.argmax(np.where(test.meta["particle"] == sim.GAMMA, test.meta["image_size"], -1)))
+            x = torch.from_numpy(self.preprocess(test.x[i : i + 1]))
+            energy, size = test.meta["energy"][i], test.meta["image_size"][i]
+            plotting.activation_maps(
+                networks["cnn"].cpu(), x, out / "activations.png",
+                f"the network's first convolutions on one event ({sim.PARTICLES[test.meta['particle'][i]]}, "
+                f"{energy:.1f} TeV, {size:.0f} p.e.); inputs: asinh charge, time, sky x, sky y",
+            )  # fmt: skip
 
 
 def _take(events: sim.Events, idx: np.ndarray) -> sim.Events:
