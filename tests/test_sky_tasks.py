@@ -131,6 +131,32 @@ def test_frames_are_the_same_for_any_number_of_workers():
     assert not np.array_equal(other["noisy"], whole["noisy"][:3])
 
 
+def test_injected_cosmic_rays_add_charge_only_in_their_mask():
+    frame = np.full((40, 70), 500.0)
+    out, mask = sim.inject_cosmic_rays(
+        frame, 22.0, np.random.default_rng(3), replace(sim.Settings(), cosmic_density=5e-3)
+    )
+    assert out.shape == frame.shape and mask.any()
+    assert np.all(out[~mask] == 500.0) and np.all(out[mask] - 500.0 >= 0.5 * 8 * 22.0)
+
+
+@pytest.mark.parametrize("name", ["sky-denoise", "sky-inpaint"])
+def test_the_restoring_loss_is_the_display_stretch_error(name):
+    """Zero for the stretched truth, and for an output off by 0.1 on the display stretch over the
+    whole frame (inpainting: inside the mask) the squared error 0.01 (times 1.1 for inpainting,
+    whose pixels outside the mask count a tenth)."""
+    task = get_task(name)
+    split = task.generate(3, np.random.default_rng(8))
+    target = task.target_tensor(split.y)
+    clean, sky_level, sigma = (target[:, k : k + 1].double() for k in range(3))
+    exact = torch.asinh(clean / sky.STRETCH)
+    assert float(task.loss(exact, target.double())) < 1e-12
+    shifted = sky_level + sigma * torch.sinh(torch.asinh((clean - sky_level) / sigma) + 0.1)
+    off = torch.asinh(shifted / sky.STRETCH)
+    expected = 0.01 * (1 + sky.OUTSIDE_WEIGHT) if name == "sky-inpaint" else 0.01
+    assert float(task.loss(off, target.double())) == pytest.approx(expected, rel=1e-6)
+
+
 def test_a_file_that_is_not_a_sky_file_is_refused_in_one_line(tmp_path):
     import h5py
 
