@@ -184,3 +184,28 @@ def test_ising_data_do_not_depend_on_the_number_of_threads():
         np.testing.assert_array_equal(a, b)
     for key in ("temperature", "size", "energy", "magnetisation", "chain"):
         np.testing.assert_array_equal(one.meta[key], three.meta[key])
+
+
+def test_model_options_from_the_command_line(tmp_path, capsys):
+    """--model-option sets a network option (YAML values), on top of the task's defaults for its
+    own network; a wrong name is one line naming the network's options."""
+    from astrocnn.cli import main
+    from astrocnn.engine.run import load_run
+
+    out = tmp_path / "run"
+    args = ["train", "sky-shapes", "--out", str(out), "--epochs", "1", "--no-mlp", "--no-baseline",
+            "--config", str(_small_yaml(tmp_path))]  # fmt: skip
+    assert main([*args, "--model-option", "width=0.125", "--model-option", "head_hidden=16"]) == 0
+    options = load_run(out).config.model_options
+    assert options["width"] == 0.125 and options["head_hidden"] == 16  # one hidden layer of 16
+    assert options["small_input"] is True  # the task's own default kept
+    capsys.readouterr()
+    assert main([*args[:3], str(tmp_path / "bad"), *args[4:], "--model-option", "depth=3"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "does not take option(s) depth" in err[0]
+
+
+def _small_yaml(tmp_path):
+    path = tmp_path / "small.yaml"
+    path.write_text("n_train: 256\nn_val: 64\nn_test: 64\nbatch_size: 32\nprogress_bar: false\n")
+    return path

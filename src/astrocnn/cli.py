@@ -203,6 +203,14 @@ def tasks_command(name: str | None) -> None:
     metavar="KEY=VALUE",
     help="A task's own option, e.g. --task-option sizes=16,32,64 (repeatable; see `astrocnn tasks TASK`).",
 )
+@click.option(
+    "--model-option",
+    "model_option",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="An option of the network, e.g. --model-option width=0.5 (repeatable; YAML values; see "
+    "`astrocnn summary`).  [default: the task's for its own network]",
+)
 @click.option("--no-mlp", "no_mlp", is_flag=True, help="Skip the fully connected comparison network.")
 @click.option("--no-baseline", "no_baseline", is_flag=True, help="Skip the classical baseline.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
@@ -210,6 +218,7 @@ def train_command(
     task: str | None,
     config_file,
     task_option: tuple[str, ...],
+    model_option: tuple[str, ...],
     no_mlp: bool,
     no_baseline: bool,
     resume: bool,
@@ -227,6 +236,7 @@ def train_command(
         baseline=False if no_baseline else None,
         resume=resume or None,
         task_options=parse_task_options(task_option) or None,
+        model_options=parse_model_options(model_option) or None,
     )
     run = run_training(resolve(task, config_file=config_file, **flags))
     if run is not None:
@@ -242,6 +252,23 @@ def parse_task_options(items: tuple[str, ...]) -> dict[str, str]:
         if not sep or not key.strip():
             raise OptionError(f"--task-option {item!r} is not KEY=VALUE (e.g. sizes=16,32,64)")
         options[key.strip()] = value.strip()
+    return options
+
+
+def parse_model_options(items: tuple[str, ...]) -> dict[str, object]:
+    """``("width=0.5", "small_input=true")`` -> ``{"width": 0.5, "small_input": True}``: each value
+    read as YAML (numbers, booleans, lists); the network checks the names and values."""
+    import yaml
+
+    options: dict[str, object] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise OptionError(f"--model-option {item!r} is not KEY=VALUE (e.g. width=0.5)")
+        try:
+            options[key.strip()] = yaml.safe_load(value) if value.strip() else value
+        except yaml.YAMLError:
+            raise OptionError(f"--model-option {item!r}: {value!r} is not a value") from None
     return options
 
 

@@ -184,8 +184,9 @@ def resolve(task: str, *, config_file: str | Path | None = None, **flags: Any) -
             raise OptionError(f"{config_file}: is for task {values['task']!r}, not {task!r}")
         config = merge(config, values, str(config_file))
     given = {k: v for k, v in flags.items() if v is not None}
-    if isinstance(given.get("task_options"), dict):  # flags add to the file's task options
-        given["task_options"] = {**config.task_options, **given["task_options"]}
+    for key in ("task_options", "model_options"):  # flags add to the file's options
+        if isinstance(given.get(key), dict):
+            given[key] = {**getattr(config, key), **given[key]}
     return merge(config, given, "command line")
 
 

@@ -196,7 +196,12 @@ class ResNet(Network):
         # ``head_hidden``: fully connected layers after the global pooling, for targets that are a
         # nonlinear function of image-wide averages (the Ising temperature of the mean energy)
         self.head = dense_head(
-            spatial_dims, c_in, num_outputs, hidden=tuple(head_hidden), dropout=dropout, act=act
+            spatial_dims,
+            c_in,
+            num_outputs,
+            hidden=(head_hidden,) if isinstance(head_hidden, int) else tuple(head_hidden),
+            dropout=dropout,
+            act=act,
         )
         self._init_weights(zero_init_residual)
         self.set_padding_mode(padding_mode)
