@@ -36,7 +36,7 @@ from astrocnn.tasks.tracks import simulation as sim
 FOUND_FRACTION = 0.9
 BOOTSTRAP = 200
 NOISE_BINS = [0.5, 0.71, 1.0, 1.41, 2.0]
-MULTIPLICITY_BINS = [0.5, 1.5, 2.5, 3.5, 4.5, 5.5]
+MULTIPLICITY_BINS = [-0.5, 0.5, 1.5, 2.5, 3.5, 4.5, 5.5]
 CURVATURE_BINS = [0.0, 0.4, 0.8, 1.6, 3.2]  # 1/m
 SHOWER_BINS = [-0.5, 0.5, 1.5]  # events without and with a shower
 #: The target of a cell without a hit, and its weight in the loss relative to a hit.
@@ -118,12 +118,15 @@ class _TracksTask(Task):
     def generate(self, n: int, rng: np.random.Generator, split: str = "test") -> ArraySplit:
         return self.split_of(sim.simulate(n, rng, self.settings))
 
-    def split_of(self, events: sim.Events) -> ArraySplit:
+    def split_of(self, events: sim.Events, field: float | None = None) -> ArraySplit:
+        """The network's images and targets, and what the metrics bin by; ``field`` (tesla) is
+        the one the events were simulated in (default: the task's)."""
+        field = self.settings.b_field if field is None else field
         p_t = events.momentum / 1000.0  # GeV
         if self.spatial_dims == 3:  # the field is along axis 0
             p_t = p_t * np.sqrt(np.clip(1 - events.direction[..., 0] ** 2, 0, 1))
         with np.errstate(divide="ignore", invalid="ignore"):
-            curvature = 0.3 * self.settings.b_field / p_t  # 1/m
+            curvature = 0.3 * field / p_t  # 1/m
         meta = {
             "noise": events.noise,
             "n_tracks": events.n_tracks,
@@ -141,7 +144,8 @@ class _TracksTask(Task):
         """The file's events split 70 / 15 / 15 at random (``seed``)."""
         from astrocnn.data.readers import DataError
 
-        events, _ = sim.read_events(path)
+        events, attrs = sim.read_events(path)
+        field = float(attrs.get("b_field", self.settings.b_field))
         shape = events.image.shape[1:]
         if len(shape) != self.spatial_dims:
             raise DataError(
@@ -157,7 +161,7 @@ class _TracksTask(Task):
         if len(idx) < 20:
             raise DataError(f"{path}: {len(idx)} events are too few to split (at least 20)")
         cut = [round(0.7 * len(idx)), round(0.85 * len(idx))]
-        return tuple(self.split_of(sim.take(events, np.sort(part))) for part in np.split(idx, cut))
+        return tuple(self.split_of(sim.take(events, np.sort(part)), field) for part in np.split(idx, cut))
 
     def preprocess(self, x: np.ndarray) -> np.ndarray:
         return np.arcsinh(x.astype(np.float32, copy=False))
@@ -331,7 +335,7 @@ SEGMENT_DEFAULTS_2D = TaskDefaults(
     n_val=300,
     n_test=300,
     mlp_options={"hidden": (256, 256)},
-    demo={"n_train": 300, "n_val": 40, "n_test": 100, "epochs": 3},
+    demo={"n_train": 250, "n_val": 40, "n_test": 80, "epochs": 3},
     quick={"n_train": 160, "n_val": 30, "n_test": 60, "epochs": 2},
 )
 
@@ -388,13 +392,13 @@ class TracksCount(_TracksTask):
             "small_input": False,
             "width": 0.25,
         },  # the stem's stride 4: a count needs no fine detail
-        epochs=10,
+        epochs=12,
         batch_size=64,
         lr=2e-3,
-        n_train=3000,
+        n_train=8000,
         n_val=400,
         n_test=600,
-        demo={"n_train": 1000, "n_val": 100, "n_test": 200, "epochs": 4},
+        demo={"n_train": 800, "n_val": 100, "n_test": 200, "epochs": 4},
         quick={"n_train": 500, "n_val": 60, "n_test": 100, "epochs": 3},
     )
 
