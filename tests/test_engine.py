@@ -148,7 +148,8 @@ def test_unknown_task_is_one_line(capsys):
     err = capsys.readouterr().err
     valid = (
         "classify, iact-energy, iact-gamma-hadron, ising-phase, ising-temperature, regress, restore, "
-        "segment, sky-shapes"
+        "segment, sky-cosmic-rays, sky-denoise, sky-inpaint, sky-shapes, tracks-count, tracks-segment-2d, "
+        "tracks-segment-3d"
     )
     assert (
         err
