@@ -562,6 +562,24 @@ def generate_iact(
     click.echo(f"wrote {out}: {n_events} events on the {camera_name} camera ({camera.n_pixels} pixels)")
 
 
+@generate_group.command("surrogate")
+@click.argument("run_dir", metavar="RUN", type=click.Path())
+@click.option("--n", "n_events", default=1000, show_default=True, type=click.IntRange(min=1), help="Events.")
+@click.option(
+    "--type", "particle", default="gamma", show_default=True, type=click.Choice(["gamma", "proton"])
+)
+@click.option("--energy", default="1:10", show_default=True, help="Energy range in TeV, LOW:HIGH (E^-2).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--out", required=True, type=click.Path(), help="HDF5 file to write.")
+def generate_surrogate(run_dir: str, n_events: int, particle: str, energy: str, seed: int, out: str) -> None:
+    """Cherenkov-telescope events from a trained iact-generate RUN, in the format of generate iact."""
+    from astrocnn.engine.run import load_run
+    from astrocnn.engine.surrogate import write_surrogate
+
+    n = write_surrogate(load_run(run_dir), out, n=n_events, particle=particle, energy=energy, seed=seed)
+    click.echo(f"wrote {out}: {n} generated {particle} events from {run_dir}")
+
+
 @generate_group.command("tracks")
 @click.option(
     "--dims", default="2", show_default=True, type=click.Choice(["2", "3"]), help="2-D plane or 3-D volume."

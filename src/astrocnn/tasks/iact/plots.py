@@ -102,3 +102,50 @@ def migration_matrices(test, predictions: dict[str, np.ndarray], path: Path, bas
         ax.set_ylabel("reconstructed log10(E / TeV)")
         fig.colorbar(mesh, ax=ax, label="fraction of the true bin", shrink=0.8)
     plotting.save(fig, path)
+
+
+def generated_vs_simulated(camera: Camera, generated: dict, simulated: dict, path: Path, n: int = 4) -> None:
+    """The ``n`` brightest events of each sample, generated on top, simulated below."""
+    fig, axes = plotting.plt.subplots(2, n, figsize=(3.6 * n, 6.4), squeeze=False)
+    for row, (name, events) in enumerate((("generated", generated), ("simulated", simulated))):
+        brightest = np.argsort(-np.asarray(events["charge"]).sum(axis=1))[:n]
+        for ax, i in zip(axes[row], brightest, strict=False):
+            draw_camera(ax, camera, np.asarray(events["charge"][i], float))
+            particle = ("gamma", "proton")[int(events["particle"][i])]
+            ax.set_title(
+                f"{name}: {particle}, {events['energy'][i]:.1f} TeV, {events['impact'][i]:.0f} m", fontsize=8
+            )
+            ax.set_axis_off()
+    plotting.save(fig, path)
+
+
+def hillas_overlay(tables: dict[str, np.ndarray], names: list[str], path: Path) -> None:
+    """Histograms of each Hillas parameter: generated against simulated (A, with B dashed)."""
+    labels = {"gen": "generated", "a": "simulated", "b": "simulated, second sample"}
+    fig, axes = plotting.plt.subplots(2, (len(names) + 1) // 2, figsize=(4 * ((len(names) + 1) // 2), 6.4))
+    for k, (ax, name) in enumerate(zip(axes.ravel(), names, strict=False)):
+        columns = {key: t[:, k][np.isfinite(t[:, k])] for key, t in tables.items()}
+        if name == "size":
+            columns = {key: np.log10(np.maximum(c, 1.0)) for key, c in columns.items()}
+        pooled = np.concatenate(list(columns.values()))
+        edges = np.quantile(pooled, [0.005, 0.995]) if len(pooled) else np.array([0.0, 1.0])
+        bins = np.linspace(edges[0], edges[1] + 1e-9, 30)
+        for key, c in columns.items():
+            ax.hist(c, bins, histtype="step", density=True, ls="--" if key == "b" else "-", label=labels[key])
+        ax.set_xlabel("log10 size (p.e.)" if name == "size" else name)
+    plotting.legend(axes.ravel()[0], fontsize=7)
+    plotting.save(fig, path)
+
+
+def correlation_matrices(correlations: dict[str, np.ndarray], names: list[str], path: Path) -> None:
+    """The Hillas parameters' correlation matrices, simulated and generated side by side."""
+    fig, axes = plotting.plt.subplots(1, 2, figsize=(10, 4.4))
+    for ax, (key, title) in zip(axes, (("a", "simulated"), ("gen", "generated")), strict=True):
+        image = ax.imshow(correlations[key], vmin=-1, vmax=1, cmap="coolwarm")
+        ax.set_xticks(range(len(names)), names, rotation=45, fontsize=8)
+        ax.set_yticks(range(len(names)), names, fontsize=8)
+        for (i, j), value in np.ndenumerate(correlations[key]):
+            ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=6)
+        ax.set_title(title)
+    fig.colorbar(image, ax=axes, shrink=0.8)
+    plotting.save(fig, path)
