@@ -67,6 +67,8 @@ def test_pairs_lie_on_the_straight_path():
     expected = np.repeat(generative.encode(task, events.charge, events.time), 2, axis=0)
     assert np.allclose(x1, expected, atol=1e-5)
     assert np.all(split.y[:, :, task.mask == 0] == 0)
+    exported = task.preprocess_torch(torch.from_numpy(split.x)).numpy()
+    assert np.array_equal(exported, task.preprocess(split.x))
     charge, _ = generative.decode(task, expected[::2])
     assert np.allclose(charge, events.charge, rtol=1e-4, atol=1e-3)  # encode and decode invert
 
