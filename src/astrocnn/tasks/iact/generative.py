@@ -58,7 +58,7 @@ DEFAULTS = TaskDefaults(
     n_val=300,
     n_test=1000,
     mlp_options={"hidden": (256,)},
-    demo={"n_train": 500, "n_val": 100, "n_test": 300, "epochs": 2},
+    demo={"n_train": 400, "n_val": 80, "n_test": 240, "epochs": 2},
     quick={"n_train": 200, "n_val": 50, "n_test": 200, "epochs": 1},
 )
 
@@ -335,15 +335,21 @@ class IactGenerate(_IactTask):
             encode(self, sim_a["charge"], sim_a["time"]),
             seed=seed,
         )
-        values.update(self._conditioning(generated, sim_a, sim_b))
-        return {"metrics": values, "tables": tables, "correlations": corr, "generated": generated}
+        conditioning, curves = self._conditioning(generated, sim_a, sim_b)
+        values.update(conditioning)
+        return {
+            "metrics": values, "tables": tables, "correlations": corr, "generated": generated,
+            "energy_curves": curves,
+        }  # fmt: skip
 
-    def _conditioning(self, generated: dict, sim_a: dict, sim_b: dict) -> dict[str, float]:
+    def _conditioning(self, generated: dict, sim_a: dict, sim_b: dict) -> tuple[dict[str, float], dict]:
         """The classical analysis trained on simulated sample A, applied to generated events and
-        to simulated sample B: energy bias of gamma rays, gamma/hadron accuracy."""
+        to simulated sample B: energy bias of gamma rays, gamma/hadron accuracy; and per gamma
+        ray (true or requested energy, E_reco / E) for the conditioning curve."""
         feats = {k: hillas.hillas_features(self.camera, s["charge"], s["time"]) for k, s in
                  (("gen", generated), ("a", sim_a), ("b", sim_b))}  # fmt: skip
         out: dict[str, float] = {}
+        curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         gammas = sim_a["particle"] == sim.GAMMA
         if gammas.sum() >= 20:
             reg = HistGradientBoostingRegressor(max_iter=200, random_state=0)
@@ -351,11 +357,9 @@ class IactGenerate(_IactTask):
             for key, name in (("gen", "energy_bias"), ("b", "energy_bias_simulated")):
                 s = {"gen": generated, "b": sim_b}[key]
                 g = s["particle"] == sim.GAMMA
-                out[name] = (
-                    float(np.median(10 ** reg.predict(feats[key][g]) / s["energy"][g] - 1))
-                    if g.any()
-                    else float("nan")
-                )
+                ratio = 10 ** reg.predict(feats[key][g]) / s["energy"][g] if g.any() else np.zeros(0)
+                out[name] = float(np.median(ratio - 1)) if g.any() else float("nan")
+                curves[key] = (s["energy"][g], ratio)
         if len(np.unique(sim_a["particle"])) == 2:
             clf = HistGradientBoostingClassifier(max_iter=200, random_state=0)
             clf.fit(feats["a"], sim_a["particle"])
@@ -365,7 +369,7 @@ class IactGenerate(_IactTask):
             out["gamma_hadron_accuracy_simulated"] = float(
                 np.mean(clf.predict(feats["b"]) == sim_b["particle"])
             )
-        return out
+        return out, curves
 
     def baseline(self, train: ArraySplit, test: ArraySplit) -> dict[str, Any]:
         """The shower library of fast simulation (the frozen showers of ATLAS): for each wanted
@@ -401,6 +405,8 @@ class IactGenerate(_IactTask):
         iact_plots.correlation_matrices(
             result["correlations"], list(fidelity.PARAMETERS), out / "correlations.png"
         )
+        if result["energy_curves"]:
+            iact_plots.energy_conditioning(result["energy_curves"], out / "energy_conditioning.png")
 
 
 def _part(meta: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, np.ndarray]:

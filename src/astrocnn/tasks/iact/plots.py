@@ -149,3 +149,21 @@ def correlation_matrices(correlations: dict[str, np.ndarray], names: list[str], 
         ax.set_title(title)
     fig.colorbar(image, ax=axes, shrink=0.8)
     plotting.save(fig, path)
+
+
+def energy_conditioning(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path) -> None:
+    """Median E_reco / E against the requested (generated) or true (simulated) energy of gamma
+    rays, E_reco from the Hillas analysis trained on simulated events: 1 where conditioning holds."""
+    labels = {"gen": "generated (E requested)", "b": "simulated (E true)"}
+    fig, ax = plotting.plt.subplots(figsize=(5, 4))
+    edges = np.linspace(-0.5, 2.0, 11)
+    for key, (energy, ratio) in curves.items():
+        which = np.digitize(np.log10(energy), edges) - 1
+        medians = [np.median(ratio[which == b]) if np.sum(which == b) >= 5 else np.nan for b in range(10)]
+        ax.plot(10 ** (0.5 * (edges[1:] + edges[:-1])), medians, "o-", label=labels[key])
+    ax.axhline(1.0, color="grey", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("E (TeV)")
+    ax.set_ylabel("median E_reco / E")
+    plotting.legend(ax, fontsize=8)
+    plotting.save(fig, path)
