@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_sky_baseline.py --out docs/benchmarks.md
 	$(BIN)/python benchmarks/bench_iact.py --out docs/benchmarks.md
 	$(BIN)/python benchmarks/bench_iact_stream.py --out docs/benchmarks.md
+	$(BIN)/python benchmarks/bench_iact_generate.py --out docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache demo-out
