@@ -1,6 +1,7 @@
 """Cherenkov-telescope files read from disk batch by batch: the same splits and network inputs as
 the in-memory path, a block shuffle that visits every event once an epoch, block reads equal to
-HDF5's own selection, and a run trained from the stream, with DataLoader worker processes."""
+HDF5's own selection, files chunked by whole events, and a run trained from the stream, with
+DataLoader worker processes."""
 
 from __future__ import annotations
 
@@ -36,6 +37,14 @@ def test_read_rows_equals_hdf5_selection_on_a_compressed_dataset(tmp_path):
     with h5py.File(tmp_path / "a.h5") as f:
         for rows in (np.array([], int), np.array([4999]), np.sort(rng.choice(5000, 700, replace=False))):
             np.testing.assert_array_equal(sim.read_rows(f["a"], rows, block=512), values[rows])
+
+
+def test_generated_files_are_chunked_by_whole_events(showers):
+    """A compressed dataset in chunks of whole events: reading one event decompresses one chunk."""
+    with h5py.File(showers) as f:
+        for name in ("charge", "time"):
+            rows, pixels = f[name].chunks
+            assert pixels == f[name].shape[1] == 560 and 1 < rows * pixels * 4 <= 256 * 2**10
 
 
 def test_block_shuffle_visits_every_event_once_reproducibly():

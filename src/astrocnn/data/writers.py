@@ -106,7 +106,9 @@ def write_hdf5(
 ) -> None:
     """Write ``datasets`` (name -> array; names may contain "/" groups) and root ``attrs``, atomically.
 
-    Arrays larger than 1 MiB are gzip-compressed.
+    Arrays larger than 1 MiB are gzip-compressed, in chunks of whole samples (rows of the first
+    axis, about 256 KiB a chunk): a sample is then read by decompressing one chunk, not a slice
+    of every chunk along a row, as readers that draw samples at random need.
     """
     with atomic_output(path) as temp, h5py.File(temp, "w") as f:
         for key, value in (attrs or {}).items():
@@ -114,7 +116,15 @@ def write_hdf5(
         for name, array in datasets.items():
             array = np.asarray(array)
             compress = array.nbytes > _GZIP_ABOVE_BYTES and array.ndim > 0
-            f.create_dataset(name, data=array, compression="gzip" if compress else None)
+            chunks = sample_chunks(array.shape, array.dtype.itemsize) if compress else None
+            f.create_dataset(name, data=array, compression="gzip" if compress else None, chunks=chunks)
+
+
+def sample_chunks(shape: tuple[int, ...], itemsize: int, target: int = 256 * 2**10) -> tuple[int, ...]:
+    """HDF5 chunks of whole samples (the first axis), about ``target`` bytes each."""
+    per_sample = itemsize * int(np.prod(shape[1:], dtype=np.int64))
+    rows = max(1, min(shape[0], target // max(per_sample, 1)))
+    return (rows, *shape[1:])
 
 
 def write_csv(path: str | Path, header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:

@@ -26,9 +26,11 @@ if TYPE_CHECKING:
     from astrocnn.tasks.iact.tasks import _IactTask
 
 #: Consecutive events a batch draws from (a block), and blocks shuffled together (a window).
-BLOCK, WINDOW = 512, 8
-#: h5py's chunk cache per open file: large enough to hold the compressed chunks of a window.
-CACHE_BYTES = 64 * 2**20
+BLOCK, WINDOW = 256, 4
+#: h5py's chunk cache per dataset: it must hold the chunks a window touches (a window's events
+#: are the ones passing the cut among up to some ten thousand rows of the file), or every batch
+#: decompresses them again.
+CACHE_BYTES = 96 * 2**20
 
 
 def scan(path: Path, task: _IactTask) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -56,17 +58,20 @@ class StreamedEvents(Dataset):
         self.path, self.task = Path(path), task
         self.rows = np.asarray(rows, dtype=np.int64)
         self.targets = task.target_tensor(targets)
-        self._file = None
+        self._file = self._open = None
 
     def __len__(self) -> int:
         return len(self.rows)
 
-    def _handle(self):
+    def _datasets(self):
+        """The charge and time datasets, kept open: HDF5's chunk cache lives as long as the open
+        dataset, so a dataset opened per batch would decompress every chunk again."""
         if self._file is None:
             import h5py
 
             self._file = h5py.File(self.path, "r", rdcc_nbytes=CACHE_BYTES, rdcc_nslots=100_003)
-        return self._file
+            self._open = (self._file["charge"], self._file["time"])
+        return self._open
 
     def __getitems__(self, indices: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
         x, y = self.batch(np.asarray(indices, dtype=np.int64))
@@ -79,9 +84,9 @@ class StreamedEvents(Dataset):
         """Inputs (B, 4, H, W) and targets of the dataset's items ``indices``, in that order."""
         rows = self.rows[indices]
         order = np.argsort(rows, kind="stable")
-        f = self._handle()
-        charge = sim.read_rows(f["charge"], rows[order], BLOCK)
-        time = sim.read_rows(f["time"], rows[order], BLOCK)
+        charge_ds, time_ds = self._datasets()
+        charge = sim.read_rows(charge_ds, rows[order], 1024)
+        time = sim.read_rows(time_ds, rows[order], 1024)
         images = self.task.preprocess(
             self.task.mapper.images(charge.astype(np.float32), time.astype(np.float32))
         )
@@ -94,7 +99,7 @@ class StreamedEvents(Dataset):
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        state["_file"] = None  # each worker process opens the file itself
+        state["_file"] = state["_open"] = None  # each worker process opens the file itself
         return state
 
     def __del__(self) -> None:
