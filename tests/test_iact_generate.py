@@ -33,6 +33,14 @@ def test_wasserstein_ratio_of_a_shift_is_the_shift_over_the_sampling_noise():
     assert np.isnan(fidelity.wasserstein_ratio(np.array([np.nan]), a, b))  # too few finite values
 
 
+def test_hillas_two_sample_test_finds_a_shift_and_only_a_shift():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(2, 1000, 6))
+    assert abs(fidelity.two_sample_auc_hillas(a, b) - 0.5) < 0.06
+    b[:, 3] += 1.0  # one parameter one standard deviation off: the best AUC is Phi(1/sqrt(2)) = 0.76
+    assert 0.65 < fidelity.two_sample_auc_hillas(a, b) <= 0.8
+
+
 def test_wasserstein_ratios_of_simulated_events():
     """Three independent simulated samples: every Hillas parameter's ratio is of order 1; the
     images made twice as bright move the size far beyond the simulation's own noise."""
@@ -125,7 +133,12 @@ def tiny_run(tmp_path_factory):
 
 def test_tiny_run_reports_the_fidelity(tiny_run):
     cnn = json.loads((tiny_run.path / "metrics.json").read_text())["results"]["cnn"]
-    for key in (*(f"wasserstein_ratio_{p}" for p in fidelity.PARAMETERS), "two_sample_auc", "speedup"):
+    for key in (
+        *(f"wasserstein_ratio_{p}" for p in fidelity.PARAMETERS),
+        "two_sample_auc",
+        "two_sample_auc_hillas",
+        "speedup",
+    ):
         assert key in cnn
     assert 0 <= cnn["two_sample_auc"] <= 1
     assert (tiny_run.path / "plots" / "correlations.png").exists()
@@ -155,6 +168,11 @@ def test_generated_file_is_the_simulations_format(tiny_run, tmp_path):
             if isinstance(g[name], h5py.Dataset):
                 assert f[name].dtype == g[name].dtype and f[name].shape[1:] == g[name].shape[1:], name
         assert f.attrs["camera"] == g.attrs["camera"]
+    both = tmp_path / "both.h5"
+    write_surrogate(tiny_run, both, n=6, particle="gamma,proton", energy="1:10", seed=0)
+    mixed, _ = sim.read_events(both)
+    assert list(mixed.particle) == [0, 1] * 3  # in turn, protons over 3 times the range
+    assert np.all(mixed.energy[mixed.particle == 1] >= 3) and np.all(mixed.energy[mixed.particle == 1] <= 30)
     # the same seed writes the same events
     again = tmp_path / "again.h5"
     write_surrogate(tiny_run, again, n=7, particle="proton", energy="2:20", seed=3)
@@ -167,6 +185,8 @@ def test_bad_surrogate_requests_write_nothing(tiny_run, tmp_path):
         write_surrogate(tiny_run, out, n=3, particle="gamma", energy="10")
     with pytest.raises(OptionError, match=r"trained on gammas of 0\.3 to 100 TeV"):
         write_surrogate(tiny_run, out, n=3, particle="gamma", energy="1:1000")
+    with pytest.raises(OptionError, match="--type"):
+        write_surrogate(tiny_run, out, n=3, particle="electron", energy="1:10")
     other = tmp_path / "other"
     other.mkdir()
     (other / "config.yaml").write_text("task: iact-energy\n")

@@ -566,8 +566,9 @@ def generate_iact(
 @click.argument("run_dir", metavar="RUN", type=click.Path())
 @click.option("--n", "n_events", default=1000, show_default=True, type=click.IntRange(min=1), help="Events.")
 @click.option(
-    "--type", "particle", default="gamma", show_default=True, type=click.Choice(["gamma", "proton"])
-)
+    "--type", "particle", default="gamma", show_default=True,
+    help="gamma, proton, or gamma,proton (in turn; protons over 3 times --energy, as generate iact).",
+)  # fmt: skip
 @click.option("--energy", default="1:10", show_default=True, help="Energy range in TeV, LOW:HIGH (E^-2).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--out", required=True, type=click.Path(), help="HDF5 file to write.")

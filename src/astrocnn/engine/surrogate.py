@@ -35,41 +35,60 @@ def parse_energy(text: str) -> tuple[float, float]:
 def write_surrogate(
     run: Run, out: str | Path, *, n: int, particle: str, energy: str, seed: int = 0, batch_size: int = 256
 ) -> int:
-    """Generate ``n`` events of ``particle`` ("gamma" or "proton") over ``energy`` ("LOW:HIGH"
-    TeV) with the run's network and write them to ``out``; returns the number written."""
+    """Generate ``n`` events of ``particle`` ("gamma", "proton", or "gamma,proton": taken in turn,
+    the protons over ``PROTON_ENERGY_FACTOR`` times the range, as ``generate iact`` draws them)
+    over ``energy`` ("LOW:HIGH" TeV) with the run's network and write them to ``out``; returns
+    the number written."""
     from astrocnn.tasks.iact import generative
     from astrocnn.tasks.iact import simulation as sim
+    from astrocnn.tasks.iact.tasks import PROTON_ENERGY_FACTOR
 
     if run.config.task != TASK:
         raise RunError(
             f"{run.path}: a run of {run.config.task}, not of {TASK}; surrogate needs an {TASK} run"
         )
-    if particle not in sim.PARTICLES:
-        raise OptionError(f"--type must be gamma or proton, not {particle!r}")
+    kinds = [k.strip() for k in str(particle).split(",") if k.strip()]
+    if not kinds or any(k not in sim.PARTICLES for k in kinds) or len(set(kinds)) != len(kinds):
+        raise OptionError(f"--type must be gamma, proton or gamma,proton, not {particle!r}")
     low, high = parse_energy(energy)
-    code = sim.PARTICLES.index(particle)
+    factor = {sim.GAMMA: 1.0, sim.PROTON: PROTON_ENERGY_FACTOR if len(kinds) == 2 else 1.0}
     task = run.task
-    trained = task.energy_range(code)
-    if low < trained[0] * (1 - 1e-9) or high > trained[1] * (1 + 1e-9):
-        raise OptionError(
-            f"--energy {energy}: the run was trained on {particle}s of {trained[0]:g} to {trained[1]:g} TeV; "
-            "a generative model does not extrapolate"
-        )
+    codes = [sim.PARTICLES.index(k) for k in kinds]
+    for code in codes:
+        trained, wanted = task.energy_range(code), (low * factor[code], high * factor[code])
+        if wanted[0] < trained[0] * (1 - 1e-9) or wanted[1] > trained[1] * (1 + 1e-9):
+            raise OptionError(
+                f"--energy {energy}: the run was trained on {sim.PARTICLES[code]}s of {trained[0]:g} to "
+                f"{trained[1]:g} TeV, not {wanted[0]:g} to {wanted[1]:g}; a generative model does not "
+                "extrapolate"
+            )
     table_path = run.path / "predictions.npz"
     if not table_path.is_file():
         raise RunError(f"{run.path}: no predictions.npz (the run did not finish)")
     with np.load(table_path) as saved:
         table = {k: saved[f"meta_{k}"] for k in ("particle", "energy", "impact")}
-    if not np.any(table["particle"] == code):
-        raise RunError(f"{table_path}: no {particle} among the held-out events to draw impacts from")
+    for code in codes:
+        if not np.any(table["particle"] == code):
+            raise RunError(
+                f"{table_path}: no {sim.PARTICLES[code]} among the held-out events to draw impacts from"
+            )
     network = run.model("cnn")
     rng = np.random.default_rng(seed)
-    energies = generative.draw_energies(n, low, high, rng)
-    impacts = generative.draw_impacts(code, energies, table, rng)
-    with torch.no_grad():
-        events = generative.surrogate_events(
-            network, task, code, energies, impacts, seed=seed, batch_size=batch_size
-        )
+    which = np.arange(n) % len(codes)
+    parts = []
+    for k, code in enumerate(codes):
+        count = int(np.sum(which == k))
+        energies = generative.draw_energies(count, low * factor[code], high * factor[code], rng)
+        impacts = generative.draw_impacts(code, energies, table, rng)
+        with torch.no_grad():
+            parts.append(
+                generative.surrogate_events(
+                    network, task, code, energies, impacts, seed=seed + k, batch_size=batch_size
+                )
+            )
+    order = np.argsort(np.concatenate([np.flatnonzero(which == k) for k in range(len(codes))]), kind="stable")
+    joined = sim.concatenate(parts)
+    events = sim.Events(*(getattr(joined, f)[order] for f in sim.Events.__dataclass_fields__))
     attrs = {
         "generator": "astrocnn.tasks.iact.generative",
         "run": str(run.path.resolve()),
@@ -78,8 +97,9 @@ def write_surrogate(
         "pixel_shape": task.camera.pixel_shape,
         "pitch": task.camera.pitch,
         "focal_length": task.camera.focal_length,
-        "particles": particle,
+        "particles": ",".join(kinds),
         "energy_range": [low, high],
+        "proton_energy_range": [low * factor[sim.PROTON], high * factor[sim.PROTON]],
     }
     write_hdf5(out, sim.to_hdf5_datasets(events, task.camera), attrs)
     return len(events)

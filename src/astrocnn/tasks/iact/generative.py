@@ -151,6 +151,7 @@ class IactGenerate(_IactTask):
             False,
         ),
         "two_sample_auc": ("test AUC of a CNN telling generated from simulated images (0.5: perfect)", False),
+        "two_sample_auc_hillas": ("the same test with boosted trees on the six Hillas parameters", False),
         "correlation_max_diff": ("largest |difference| of the Hillas correlation matrices", False),
         "generated_pass_fraction": ("generated events passing the size cut (simulated: all)", True),
         "energy_bias": (
@@ -334,6 +335,9 @@ class IactGenerate(_IactTask):
             encode(self, generated["charge"], generated["time"]),
             encode(self, sim_a["charge"], sim_a["time"]),
             seed=seed,
+        )
+        values["two_sample_auc_hillas"] = fidelity.two_sample_auc_hillas(
+            tables["gen"], tables["a"], seed=seed
         )
         conditioning, curves = self._conditioning(generated, sim_a, sim_b)
         values.update(conditioning)
