@@ -280,3 +280,17 @@ def test_segmentation_2d_and_count_train_from_the_generator(tmp_path):
     assert "accuracy_vs_tracks" in results["baseline"]
     assert (tmp_path / "tracks-segment-2d" / "plots" / "events.png").is_file()
     assert (tmp_path / "tracks-count" / "plots" / "count_matrix.png").is_file()
+
+
+def test_count_trains_from_a_file(tmp_path):
+    from astrocnn.data.writers import write_hdf5
+
+    settings = sim.Settings(dims=2, size=32)
+    events = sim.generate(settings, 40, seed=1)
+    write_hdf5(tmp_path / "tracks.h5", sim.to_hdf5_datasets(events), settings.as_attrs())
+    run = astrocnn.train(
+        "tracks-count", data=str(tmp_path / "tracks.h5"), task_options={"size": 32}, epochs=1,
+        out=str(tmp_path / "run"), progress_bar=False,
+    )  # fmt: skip
+    results = run.metrics["results"]
+    assert results["cnn"]["n_test"] == 6 and "count_mae" in results["baseline"]

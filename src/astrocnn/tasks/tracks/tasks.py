@@ -132,7 +132,6 @@ class _TracksTask(Task):
             "n_tracks": events.n_tracks,
             "track_id": events.track_id,
             "curvature": curvature,
-            "labels": events.label,
             "n_showers": events.n_showers,
         }
         return ArraySplit(events.image[:, None], self.targets(events), meta)
@@ -336,7 +335,7 @@ SEGMENT_DEFAULTS_2D = TaskDefaults(
     n_test=300,
     mlp_options={"hidden": (256, 256)},
     demo={"n_train": 250, "n_val": 40, "n_test": 80, "epochs": 3},
-    quick={"n_train": 160, "n_val": 30, "n_test": 60, "epochs": 2},
+    quick={"n_train": 100, "n_val": 20, "n_test": 40, "epochs": 1},
 )
 
 
@@ -366,7 +365,7 @@ class TracksSegment3d(_Segment):
         mlp_options={"hidden": (256, 256)},
         # the demo's 3-D version in 16^3 volumes: 8 times cheaper a volume than the default 32^3
         demo={"n_train": 300, "n_val": 30, "n_test": 50, "epochs": 3, "task_options": {"size": 16}},
-        quick={"n_train": 160, "n_val": 20, "n_test": 30, "epochs": 2},
+        quick={"n_train": 80, "n_val": 16, "n_test": 20, "epochs": 1},
     )
 
 
@@ -381,6 +380,7 @@ class TracksCount(_TracksTask):
     num_outputs = sim.Settings().max_tracks + 1
     class_names = tuple(str(k) for k in range(num_outputs))
     headline = ("accuracy", True)
+    baseline_name = "number of lines of the sequential Hough search"
     metric_notes: ClassVar[dict[str, tuple[str, bool | None]]] = {
         "accuracy": ("fraction of events given their true number of visible tracks", True),
         "count_mae": ("mean absolute error of the predicted number of tracks", False),
@@ -399,7 +399,7 @@ class TracksCount(_TracksTask):
         n_val=400,
         n_test=600,
         demo={"n_train": 800, "n_val": 100, "n_test": 200, "epochs": 4},
-        quick={"n_train": 500, "n_val": 60, "n_test": 100, "epochs": 3},
+        quick={"n_train": 200, "n_val": 40, "n_test": 60, "epochs": 1},
     )
 
     def targets(self, events: sim.Events) -> np.ndarray:
