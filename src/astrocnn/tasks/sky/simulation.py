@@ -7,9 +7,10 @@ Poisson noise of the electrons, Gaussian read noise, digitisation at the gain (A
 
 - ``frame``: ``noisy`` plus cosmic rays and hot pixels, clipped at the full well; cosmic rays are
   charge deposited directly in the silicon, so they are never convolved with the PSF: sharp-edged
-  spots (1-4 pixels), straight tracks at random angles and curved worms (a random walk), with
-  energies of 8 to 300 times the pixel noise (Groom 2004, "Cosmic rays and other nonsense in
-  astronomical CCD imagers"; the shapes of deepCR's training data, Zhang and Bloom 2020);
+  spots (1-4 pixels), straight tracks at random angles, curved worms (a random walk) and broad
+  tracks 2-4 pixels across, with energies of 8 to 300 times the pixel noise (Groom 2004, "Cosmic
+  rays and other nonsense in astronomical CCD imagers"; the shapes of deepCR's training data,
+  Zhang and Bloom 2020);
   ``cr_mask`` marks their pixels. Hot pixels are single bright pixels that are *not* cosmic rays.
 - ``missing_mask``: pixels without data: round holes, satellite trails across the frame, a chip
   gap (a band of rows or columns) and bad columns.
@@ -126,12 +127,14 @@ def _line(x0: float, y0: float, angle: float, length: float) -> tuple[np.ndarray
 
 
 def cosmic_ray(rng: np.random.Generator, size: int, noise: float, energy: tuple[float, float]) -> np.ndarray:
-    """One cosmic ray's deposit (size, size) in electrons: a spot, a track or a worm; every
-    pixel it touches gets at least half its per-pixel energy, the pixels around it nothing."""
+    """One cosmic ray's deposit (size, size) in electrons: a spot, a track, a worm or a broad
+    track (charge spread 2-4 pixels across, as in thick, deep-depletion CCDs); every pixel it
+    touches gets at least half its per-pixel energy, the pixels around it nothing (real rays
+    also leave a faint rim of diffused charge, which this leaves out)."""
     deposit = np.zeros((size, size))
     level = noise * math.exp(rng.uniform(math.log(energy[0]), math.log(energy[1])))
     x0, y0 = rng.uniform(0, size, 2)
-    kind = rng.choice(3, p=[0.4, 0.4, 0.2])
+    kind = rng.choice(4, p=[0.35, 0.35, 0.2, 0.1])
     if kind == 0:  # spot: 1-4 adjacent pixels
         rows, cols = [int(y0)], [int(x0)]
         for _ in range(rng.integers(0, 4)):
@@ -141,11 +144,17 @@ def cosmic_ray(rng: np.random.Generator, size: int, noise: float, energy: tuple[
         rows, cols = np.array(rows), np.array(cols)
     elif kind == 1:  # track: a straight line at a random angle (a grazing muon)
         rows, cols = _line(x0, y0, rng.uniform(0, math.pi), rng.uniform(3, 25))
-    else:  # worm: a curved low-energy electron track
+    elif kind == 2:  # worm: a curved low-energy electron track
         steps = rng.integers(6, 30)
         angles = rng.uniform(0, 2 * math.pi) + np.cumsum(rng.normal(0, 0.5, steps))
         ys, xs = y0 + np.cumsum(np.sin(angles) * 0.7), x0 + np.cumsum(np.cos(angles) * 0.7)
         rows, cols = np.round(ys).astype(int), np.round(xs).astype(int)
+    else:  # broad track: every pixel within half a width (2-4 pixels) of a segment
+        angle, length, half = rng.uniform(0, math.pi), rng.uniform(4, 30), rng.uniform(1.0, 2.0)
+        yy, xx = np.mgrid[:size, :size]
+        along = (xx - x0) * math.cos(angle) + (yy - y0) * math.sin(angle)
+        across = -(xx - x0) * math.sin(angle) + (yy - y0) * math.cos(angle)
+        rows, cols = np.nonzero((np.abs(across) <= half) & (along >= 0) & (along <= length))
     keep = (rows >= 0) & (rows < size) & (cols >= 0) & (cols < size)
     pixels = np.unique(np.stack([rows[keep], cols[keep]]), axis=1)
     # Landau-like fluctuations of the energy loss, bounded so the edge stays sharp
