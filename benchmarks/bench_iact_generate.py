@@ -71,7 +71,7 @@ def main() -> None:
         task, network = run.task, run.model("cnn")
         showers, passed = simulated_rates(task, args.showers)
         rows = [
-            f"| simulation, showers | {showers:,.0f} | 1 |",
+            f"| simulation, showers (before the cut) | {showers:,.0f} | - |",
             f"| simulation, events passing the size cut | {passed:,.0f} | 1 |",
         ]
         for steps in (16, 8, 4):
