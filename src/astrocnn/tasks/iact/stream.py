@@ -27,10 +27,10 @@ if TYPE_CHECKING:
 
 #: Consecutive events a batch draws from (a block), and blocks shuffled together (a window).
 BLOCK, WINDOW = 256, 4
-#: h5py's chunk cache per dataset: it must hold the chunks a window touches (a window's events
-#: are the ones passing the cut among up to some ten thousand rows of the file), or every batch
-#: decompresses them again.
-CACHE_BYTES = 96 * 2**20
+#: Bounds of h5py's chunk cache per dataset. It must hold the chunks a window touches, or every
+#: batch decompresses them again: a window's events are those passing the cut among the rows
+#: between them, so the cache is sized from the rows' density (:meth:`StreamedEvents.cache_bytes`).
+CACHE_MIN, CACHE_MAX = 8 * 2**20, 256 * 2**20
 
 
 def scan(path: Path, task: _IactTask) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -69,9 +69,18 @@ class StreamedEvents(Dataset):
         if self._file is None:
             import h5py
 
-            self._file = h5py.File(self.path, "r", rdcc_nbytes=CACHE_BYTES, rdcc_nslots=100_003)
+            self._file = h5py.File(self.path, "r", rdcc_nbytes=self.cache_bytes(), rdcc_nslots=100_003)
             self._open = (self._file["charge"], self._file["time"])
         return self._open
+
+    def cache_bytes(self, row_bytes: int | None = None) -> int:
+        """Twice the bytes of the file rows a window of the block shuffle spans (at this split's
+        density of rows in the file), within [CACHE_MIN, CACHE_MAX]."""
+        if row_bytes is None:
+            row_bytes = 4 * self.task.camera.n_pixels
+        span = (self.rows[-1] - self.rows[0] + 1) / max(len(self.rows), 1) if len(self.rows) else 1.0
+        wanted = 2 * span * BLOCK * WINDOW * row_bytes
+        return int(min(max(wanted, CACHE_MIN), CACHE_MAX))
 
     def __getitems__(self, indices: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
         x, y = self.batch(np.asarray(indices, dtype=np.int64))
