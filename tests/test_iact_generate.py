@@ -193,3 +193,25 @@ def test_bad_surrogate_requests_write_nothing(tiny_run, tmp_path):
     with pytest.raises(RunError, match="not of iact-generate"):
         write_surrogate(load_run(other), out, n=3, particle="gamma", energy="1:10")
     assert not out.exists()
+
+
+def test_trains_from_a_file_of_generate_iact(tmp_path):
+    """--data: the file's events that pass the cut, split 70 / 15 / 15; the training events
+    paired with ``replicas`` noise draws each."""
+    from astrocnn.data.writers import write_hdf5
+    from astrocnn.tasks.iact.camera import get_camera
+
+    camera = get_camera("taiga")
+    events = sim.generate(camera, 500, 4, energy_range={sim.GAMMA: (2.0, 50.0), sim.PROTON: (6.0, 150.0)})
+    path = tmp_path / "showers.h5"
+    write_hdf5(path, sim.to_hdf5_datasets(events, camera), {"camera": "taiga"})
+    task = get_task("iact-generate", {"replicas": 2})
+    train, val, test = task.splits_from_file(str(path), 0)
+    passing = int(np.sum(task.select(events)))
+    assert len(train) == 2 * round(0.7 * passing)
+    assert len(train) // 2 + len(val) + len(test) == passing
+    run = astrocnn.train(
+        "iact-generate", data=str(path), epochs=1, batch_size=32, out=str(tmp_path / "run"),
+        train_mlp=False, baseline=False, progress_bar=False,
+    )  # fmt: skip
+    assert "wasserstein_ratio_size" in run.metrics["results"]["cnn"]

@@ -98,7 +98,12 @@ def two_sample_auc(
     net.eval()
     with torch.no_grad():
         score = net(xt[torch.from_numpy(test)]).softmax(dim=1)[:, 1].numpy()
-    return float(roc_auc_score(y[test], score))
+    return _auc(y[test], score)
+
+
+def _auc(labels: np.ndarray, score: np.ndarray) -> float:
+    """ROC AUC; NaN where the test half holds one sample kind only (a handful of events)."""
+    return float(roc_auc_score(labels, score)) if 0 < labels.sum() < len(labels) else float("nan")
 
 
 def two_sample_auc_hillas(generated: np.ndarray, simulated: np.ndarray, *, seed: int = 0) -> float:
@@ -111,5 +116,7 @@ def two_sample_auc_hillas(generated: np.ndarray, simulated: np.ndarray, *, seed:
     y = np.concatenate([np.ones(n), np.zeros(n)])
     order = np.random.default_rng(seed).permutation(2 * n)
     train, test = order[:n], order[n:]
+    if not 0 < y[train].sum() < len(train):
+        return float("nan")
     model = HistGradientBoostingClassifier(max_iter=100, random_state=seed).fit(x[train], y[train])
-    return float(roc_auc_score(y[test], model.predict_proba(x[test])[:, 1]))
+    return _auc(y[test], model.predict_proba(x[test])[:, 1])
