@@ -251,8 +251,14 @@ def compile_mode(config: RunConfig, model: torch.nn.Module) -> str | None:
         return None
     if config.compile_mode:
         return config.compile_mode
+    return choose_compile_mode(model, "cuda" if on_gpu else "cpu")
+
+
+def choose_compile_mode(model: torch.nn.Module, device_type: str) -> str:
+    """The mode astrocnn compiles ``model`` with: CUDA graphs ("reduce-overhead") for a small
+    network on a GPU, whose steps are bound by kernel launches, else the default."""
     small = sum(p.numel() for p in model.parameters()) < SMALL_NETWORK
-    return "reduce-overhead" if on_gpu and small else "default"
+    return "reduce-overhead" if device_type == "cuda" and small else "default"
 
 
 def _make_trainer(config: RunConfig, run_dir: Path, which: str) -> tuple[L.Trainer, ModelCheckpoint]:
