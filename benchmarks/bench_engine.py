@@ -213,7 +213,8 @@ def main() -> None:
                 f"{result['step_ms']:.1f} | {result['plain']:,.0f} | {result['engine']:,.0f} | "
                 f"{result['overhead_ms']:+.2f} | **{result['ratio']:.3f}** |"
             )
-    body = f"""Task `{args.task}`, batch {config.batch_size}.
+    body = (
+        f"""Task `{args.task}`, batch {config.batch_size}.
 
 | stage | images/s |
 |---|---:|
@@ -232,7 +233,20 @@ logs) included; the goal is a ratio of at least 0.95.
 
 {HEADER}
 |---|---|---|---:|---:|---:|---:|---:|---:|
-""" + "\n".join(rows)
+"""
+        + "\n".join(rows)
+        + """
+
+Where the engine's time goes (cProfile of runs of 1 to 100 steps and 1 to 5 epochs, simple_cnn):
+about 20 ms a run (the Trainer's start, 5 ms of it Lightning's search of installed packages for
+external callbacks; teardown), about 11 ms an epoch (two checkpoint files of 5 ms each, the
+epoch's logs) and, per step, Lightning's own machinery. The step is written out with manual
+optimisation since 2026-11-28 (Lightning's automatic path, its closure and a dozen hook calls
+a step, cost 0.5 ms); what remains per step is the optimiser wrapper, the backward hooks and
+the loop's progress tracking, about 0.6 ms, which a network with 8 ms steps still feels
+(ratio about 0.92) and one with 100 ms steps does not.
+"""
+    )
     write_section(args.out, "engine", "Engine: data pipeline and training-loop overhead", body)
     print(body)
 
