@@ -20,16 +20,24 @@ from astrocnn.tasks import get_task, list_tasks
 from report import write_section
 
 
+def workers(count: int, kind: str) -> str:
+    """ "1 process", "2 processes", "2 threads"."""
+    if count == 1:
+        return f"1 {kind}"
+    return f"{count} {kind}es" if kind == "process" else f"{count} {kind}s"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=8000, help="samples per run")
     parser.add_argument("--ising-per-t", type=int, default=20, help="Ising configurations per (L, T)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--tasks", help="tasks to measure, comma separated  [default: every generated task]")
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
     args = parser.parse_args()
     counts = sorted({1, *range(2, available_cores() + 1, 2), available_cores()})
     rows = []
-    for name in list_tasks():
+    for name in args.tasks.split(",") if args.tasks else list_tasks():
         task = get_task(name)
         parallel = task.chunk_size is not None or task.generates_in_parallel
         if not parallel or getattr(task, "learns_from_data", False):
@@ -42,10 +50,10 @@ def main() -> None:
                 made = len(generate_split(task, n, np.random.SeedSequence(r), "test", workers=c))
                 times[c].append(time.perf_counter() - start)
         base = made / statistics.median(times[1])
-        how = "threads" if task.generates_in_parallel else "processes"
+        how = "thread" if task.generates_in_parallel else "process"
         for c in counts:
             rate = made / statistics.median(times[c])
-            rows.append(f"| `{name}` | {c} {how} | {rate:,.0f} | {rate / base:.2f} |")
+            rows.append(f"| `{name}` | {workers(c, how)} | {rate:,.0f} | {rate / base:.2f} |")
     from astrocnn.tasks.iact import simulation
     from astrocnn.tasks.iact.camera import get_camera
 
@@ -62,7 +70,7 @@ def main() -> None:
         for c in counts:
             rate = n / statistics.median(times[c])
             rows.append(
-                f"| `generate iact --camera {name}` (0.3-100 TeV) | {c} processes | {rate:,.0f} | "
+                f"| `generate iact --camera {name}` (0.3-100 TeV) | {workers(c, 'process')} | {rate:,.0f} | "
                 f"{rate / base:.2f} |"
             )
     body = (
