@@ -13,7 +13,11 @@ A deliberately compact model whose ingredients are the physics the real analyses
   distributed with mean 9/7 X0; hadronic showers follow Gaisser-Hillas (lambda = 70 g/cm^2) from a
   first interaction with mean 80 g/cm^2 and a depth of maximum with 40 g/cm^2 fluctuations, and
   carry electromagnetic sub-showers displaced from the axis and, at random, a muon whose
-  Cherenkov light makes a ring or an arc.
+  Cherenkov light makes a ring or an arc. The first interaction's most energetic neutral pion
+  starts an electromagnetic sub-shower along the axis (a gamma-ray image) with the fraction x of
+  the proton's energy that the leading pi0 of a p-air collision carries (:func:`leading_pi0_fraction`):
+  the rare protons with x near 1 are the gamma-like hadronic background of real analyses
+  (Maier & Knapp 2007, Astropart. Phys. 28, 72; Sobczynska 2007, J. Phys. G 34, 2279).
 - **Light**: Cherenkov yield along the shower proportional to the number of particles times the
   refractivity n - 1 ~ density (2.9e-4 at sea level), normalised so that a shower gives
   ``yield_per_tev`` photoelectrons per TeV inside the light pool (120 m), falling exponentially
@@ -55,6 +59,17 @@ MUON_PHOTOELECTRONS = 400.0  # a full ring (muon through the mirror centre)
 REFRACTIVITY = 2.9e-4  # n - 1 at sea level
 PROTON_X_MAX_1TEV = 280.0  # g/cm^2 after the first interaction
 PROTON_ELONGATION = 58.0  # g/cm^2 per decade of energy
+#: Neutral pions of a p-air collision at TeV energies: x dN/dx = c (1 - x)^n in Feynman x = E_pi / E_p
+#: (the scaling form of Gaisser, Engel & Resconi, "Cosmic Rays and Particle Physics", 2nd ed. 2016,
+#: ch. 5), with n = 4 and c set so that the pi0 carry a third of the inelasticity K = 0.55 (p-air at
+#: TeV energies: about half the energy goes into new particles, a third of the pions neutral):
+#: integral of x dN/dx = c / (n + 1) = K / 3.
+PI0_SPECTRUM_POWER = 4.0
+INELASTICITY = 0.55
+PI0_SPECTRUM_NORM = (PI0_SPECTRUM_POWER + 1.0) * INELASTICITY / 3.0
+#: Mean transverse momentum of produced pions (GeV/c): the leading pi0's sub-shower leaves the axis
+#: at an angle p_t / (x E).
+PI0_MEAN_PT = 0.35
 #: Spread of the emitting particles about the axis, in Moliere radii (most of an electromagnetic
 #: shower's particles lie well inside one Moliere radius).
 LATERAL = 0.05
@@ -79,6 +94,9 @@ class Settings:
     time_jitter: float = 0.8  # ns
     readout_window: float = 12.0  # ns: pixels without signal read a time uniform within +-this
     heights: np.ndarray = field(default_factory=lambda: np.linspace(0.8, 30.0, 240), repr=False)  # km
+    #: Whether a proton's first interaction sends part of its energy into a leading pi0 whose
+    #: electromagnetic sub-shower develops along the axis (False: the model before it existed).
+    leading_pi0: bool = True
 
 
 @dataclass
@@ -137,6 +155,43 @@ def greisen_x_max(energy_tev: float, first: float) -> float:
     return first + RADIATION_LENGTH * math.log(energy_tev * 1000.0 / CRITICAL_ENERGY)
 
 
+def _pi0_above(x: np.ndarray) -> np.ndarray:
+    """Mean number of neutral pions above Feynman x in one p-air collision: the integral of
+    c (1 - u)^n / u from x to 1, summed on a fine logarithmic grid."""
+    u = np.geomspace(1e-4, 1.0, 20001)
+    density = PI0_SPECTRUM_NORM * (1.0 - u) ** PI0_SPECTRUM_POWER / u
+    steps = 0.5 * (density[1:] + density[:-1]) * np.diff(u)
+    above = np.concatenate([np.cumsum(steps[::-1])[::-1], [0.0]])
+    return np.interp(x, u, above)
+
+
+_LEADING_X = np.geomspace(1e-4, 1.0, 4001)
+#: P(leading x < grid): pions emitted independently (Poisson), so no pion above x has probability
+#: exp(-N(>x)).
+_LEADING_CDF = np.exp(-_pi0_above(_LEADING_X))
+
+
+def leading_pi0_fraction(rng: np.random.Generator, size=None):
+    """The fraction of the primary's energy that the most energetic pi0 of a p-air collision
+    carries, drawn from P(x_lead < x) = exp(-N(>x)) with N(>x) the mean number of pi0 above x of
+    the inclusive spectrum x dN/dx = c (1 - x)^n (independent emission). About 18 % of
+    collisions give the leading pi0 more than a fifth of the energy, 1 % more than half."""
+    u = rng.random(size)
+    # below the grid's start (a leading pi0 under 1e-4 of the energy): no light worth following
+    return np.where(u < _LEADING_CDF[0], 0.0, np.interp(u, _LEADING_CDF, _LEADING_X))
+
+
+#: The mean leading-pi0 fraction, E[x_lead] = integral of P(x_lead > x) dx (about 0.11).
+MEAN_LEADING_PI0 = float(
+    np.sum(0.5 * ((1 - _LEADING_CDF[1:]) + (1 - _LEADING_CDF[:-1])) * np.diff(_LEADING_X))
+)
+
+
+def height_of_depth(depth_gcm2: float) -> float:
+    """Height above sea level (km) of a vertical atmospheric depth (g/cm^2)."""
+    return SCALE_HEIGHT * math.log(SEA_LEVEL_DEPTH / max(depth_gcm2, 1e-6))
+
+
 class Simulator:
     """Events for one camera; :meth:`simulate` draws them, each from its own random stream."""
 
@@ -169,7 +224,7 @@ class Simulator:
             cone = s.proton_cone * math.sqrt(rng.random())
             angle = rng.uniform(0, 2 * math.pi)
             direction = np.array([cone * math.cos(angle), cone * math.sin(angle)])
-        points, x_max = self._shower(particle, energy, core, direction, rng)
+        points, x_max, pi0 = self._shower(particle, energy, core, direction, rng)
         # a muon passing within 8 m of the mirror: local muon density ~ E^0.9, falling with impact
         muon_rate = 0.05 * energy**0.9 * math.exp(-float(np.hypot(*core)) / 150.0)
         muon = particle == PROTON and rng.random() < min(0.9, muon_rate)
@@ -178,64 +233,102 @@ class Simulator:
         charge, time = self._camera(points, rng)
         return {
             "charge": charge, "time": time, "particle": particle, "energy": energy, "core": core,
-            "direction": direction, "source": source, "x_max": x_max, "muon": muon,
+            "direction": direction, "source": source, "x_max": x_max, "muon": muon, "pi0_fraction": pi0,
         }  # fmt: skip
 
     # ---- the shower ---------------------------------------------------------------------------
-    def _profile(self, particle: int, energy: float, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    def _profile(
+        self, particle: int, energy: float, rng: np.random.Generator
+    ) -> tuple[np.ndarray, float, float]:
+        """The longitudinal profile at ``settings.heights``, its x_max and the depth of the first
+        interaction (g/cm^2)."""
         heights = self.settings.heights
         x = depth(heights)
         if particle == GAMMA:
             # Greisen's profile counts from the photon's entry; the first pair production only
             # fluctuates it (its mean, 9/7 X0, is taken out so the mean X_max stays Greisen's)
             first = rng.exponential(9 / 7 * RADIATION_LENGTH) - 9 / 7 * RADIATION_LENGTH
-            return greisen(x, energy, first), greisen_x_max(energy, first)
+            return greisen(x, energy, first), greisen_x_max(energy, first), first
         # hadronic showers: first interaction with mean 80 g/cm^2, X_max rising ~58 g/cm^2 per
         # decade of energy (the electromagnetic 85 is steeper), 40 g/cm^2 fluctuations on top
         first = rng.exponential(80.0)
         x_max = first + PROTON_X_MAX_1TEV + PROTON_ELONGATION * math.log10(energy) + rng.normal(0.0, 40.0)
         x_max = max(x_max, first + 20.0)
-        return gaisser_hillas(x, first, x_max), x_max
+        return gaisser_hillas(x, first, x_max), x_max, first
 
-    def _shower(self, particle, energy, core, direction, rng) -> tuple[np.ndarray, float]:
-        """Photoelectrons as (camera x, camera y, time) rows; the shower's x_max."""
+    def _light(self, profile: np.ndarray) -> np.ndarray | None:
+        """Cherenkov light per height: particles times refractivity (n - 1 ~ density), normalised;
+        the emitting height above the telescope must exceed a few hundred metres to be seen.
+        None where nothing is seen."""
+        s = self.settings
+        light = profile * density_ratio(s.heights) * ((s.heights - s.altitude) * 1000.0 > 200.0)
+        return light / light.sum() if light.sum() > 0 else None
+
+    def _shower(self, particle, energy, core, direction, rng) -> tuple[np.ndarray, float, float]:
+        """Photoelectrons as (camera x, camera y, time) rows; the shower's x_max; the energy
+        fraction of a proton's leading pi0 (0 for gamma rays)."""
         s = self.settings
         heights = s.heights
-        profile, x_max = self._profile(particle, energy, rng)
-        # Cherenkov light per height: particles times refractivity (n - 1 ~ density); the
-        # emitting height above the telescope must exceed a few hundred metres to be seen
+        profile, x_max, first = self._profile(particle, energy, rng)
         above = (heights - s.altitude) * 1000.0  # m
-        light = profile * density_ratio(heights) * (above > 200.0)
-        if light.sum() <= 0:
-            return np.zeros((0, 3)), x_max
-        light = light / light.sum()
+        light = self._light(profile)
         impact = float(np.hypot(*core))
         pool = 1.0 if impact <= s.pool_radius else math.exp(-(impact - s.pool_radius) / s.pool_falloff)
         expected = s.yield_per_tev * energy * pool
         lateral_factor = 1.0 if particle == GAMMA else 2.5
-        parts = [(core, expected, lateral_factor)]
+        no_tilt = np.zeros(2)
+        # (where the part's axis meets the ground, mean photoelectrons, lateral widening, light
+        # per height, tilt of its axis in radians, height in m above the telescope it starts from)
+        parts = [(core, expected, lateral_factor, light, no_tilt, 0.0)]
+        pi0 = 0.0
         if particle == PROTON:
-            # a proton gives about 0.35-0.5 of a gamma ray's light, shared between the core and
-            # electromagnetic sub-showers from neutral pions, displaced from the axis
-            total = expected * (0.35 + 0.05 * math.log10(energy / 0.3))
+            # a proton gives about 0.35-0.5 of a gamma ray's light (on average over the leading
+            # pi0's share, which below goes into a gamma-ray-like sub-shower at full yield)
+            total = 0.35 + 0.05 * math.log10(energy / 0.3)
+            parts = []
+            if s.leading_pi0:
+                pi0 = float(leading_pi0_fraction(rng))
+                # the rest keeps the average light of a proton what it was: total on average
+                rest = max(total - MEAN_LEADING_PI0, 0.0) / (1.0 - MEAN_LEADING_PI0)
+                total = pi0 + (1.0 - pi0) * rest
+                if pi0 * energy * 1000.0 > 10 * CRITICAL_ENERGY:
+                    em = self._light(greisen(depth(heights), pi0 * energy, first))
+                    if em is not None:
+                        # the two photons of the pi0 decay, one sub-shower along the pion's
+                        # direction: p_t / (x E) off the axis (p_t ~ p exp(-2 p / <p_t>))
+                        pt = rng.gamma(2.0, PI0_MEAN_PT / 2.0)
+                        phi = rng.uniform(0, 2 * math.pi)
+                        tilt = pt / (pi0 * energy * 1000.0) * np.array([math.cos(phi), math.sin(phi)])
+                        start = (height_of_depth(max(first, 1.0)) - s.altitude) * 1000.0
+                        parts.append((core, s.yield_per_tev * pi0 * energy * pool, 1.0, em, tilt, start))
+                hadronic = expected * (total - pi0)
+            else:
+                hadronic = expected * total
+            # the rest shared between the hadronic core and electromagnetic sub-showers from
+            # later neutral pions, displaced from the axis
             n_sub = rng.poisson(1.0 + 1.5 * math.log10(energy / 0.3))
             shares = rng.dirichlet([3.0] + [1.0] * n_sub)
-            parts = [(core, total * shares[0], lateral_factor)]
+            parts.append((core, hadronic * shares[0], lateral_factor, light, no_tilt, 0.0))
             for share in shares[1:]:
-                parts.append((core + rng.normal(0.0, 60.0, size=2), total * share, 1.0))
+                parts.append(
+                    (core + rng.normal(0.0, 60.0, size=2), hadronic * share, 1.0, light, no_tilt, 0.0)
+                )
         rows = []
-        for where, mean, widen in parts:
+        for where, mean, widen, weights, tilt, start in parts:
+            if weights is None:
+                continue
             n = min(rng.poisson(mean), 200_000)
             if n == 0:
                 continue
-            k = rng.choice(len(heights), size=n, p=light)
+            k = rng.choice(len(heights), size=n, p=weights)
             d = above[k]
             moliere = MOLIERE_DEPTH / (density_ratio(heights[k]) * 1.2e-3) / 100.0  # m
             lateral = rng.normal(0.0, 1.0, size=(n, 2)) * (LATERAL * widen * moliere)[:, None]
             # an emitting point at horizontal position p from the telescope and height d above it
             # is seen p / d (radians) from the arrival direction: high points near the source,
-            # low ones further out along the core's direction (the image points at the source)
-            p = where[None, :] + lateral
+            # low ones further out along the core's direction (the image points at the source);
+            # a tilted axis starting at height `start` has moved tilt * (start - d) sideways
+            p = where[None, :] + lateral + tilt[None, :] * np.maximum(start - d, 0.0)[:, None]
             angle = np.degrees(p / d[:, None])
             position = direction[None, :] + angle + rng.normal(0.0, s.psf, size=(n, 2))
             # light emitted at height d reaches the telescope after the shower front reaches the
@@ -252,7 +345,7 @@ class Simulator:
             )
             delay = delay + excess * np.sqrt(1 + np.sum(p**2, axis=1) / d**2) / SPEED_OF_LIGHT
             rows.append(np.column_stack([np.radians(position) * self.rad_to_m, delay]))
-        return (np.concatenate(rows) if rows else np.zeros((0, 3))), x_max
+        return (np.concatenate(rows) if rows else np.zeros((0, 3))), x_max, pi0
 
     def _muon(self, rng: np.random.Generator, direction: np.ndarray) -> np.ndarray:
         """A muon's Cherenkov ring: the whole ring when it hits the mirror, an arc (the part of
