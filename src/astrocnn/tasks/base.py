@@ -108,6 +108,9 @@ class Task(ABC):
     #: Whether :meth:`generate` takes ``workers=`` and shares its work out itself (threads over
     #: independently seeded parts, the data the same for any count); with ``chunk_size`` None.
     generates_in_parallel: ClassVar[bool] = False
+    #: Whether the images are periodic (a lattice with periodic boundaries): ``astrocnn compare``
+    #: then shifts them cyclically (``torch.roll``) instead of bringing in zeros at the border.
+    periodic: ClassVar[bool] = False
     #: Options a task takes (``--task-option KEY=VALUE``), e.g. lattice sizes.
     option_names: ClassVar[tuple[str, ...]] = ()
     #: The classical method :meth:`baseline` runs, named for tables and reports.
