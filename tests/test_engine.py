@@ -147,8 +147,8 @@ def test_unknown_task_is_one_line(capsys):
     assert main(["train", "sky-shape"]) == 2
     err = capsys.readouterr().err
     valid = (
-        "classify, iact-energy, iact-gamma-hadron, iact-generate, ising-phase, ising-temperature, regress, "
-        "restore, segment, sky-cosmic-rays, sky-denoise, sky-inpaint, sky-shapes, tracks-count, "
+        "classify, digits, iact-energy, iact-gamma-hadron, iact-generate, ising-phase, ising-temperature, "
+        "regress, restore, segment, sky-cosmic-rays, sky-denoise, sky-inpaint, sky-shapes, tracks-count, "
         "tracks-segment-2d, tracks-segment-3d"
     )
     assert (
