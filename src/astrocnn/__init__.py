@@ -6,8 +6,8 @@ from astrocnn.models import create_model, list_models
 
 __version__ = "0.1.0"
 __all__ = [
-    "AstroCNNError", "Norm", "ShapeError", "conv_output_size", "create_model", "evaluate", "list_models",
-    "list_tasks", "load_run", "train",
+    "AstroCNNError", "Norm", "ShapeError", "compare", "conv_output_size", "create_model", "evaluate",
+    "list_models", "list_tasks", "load_run", "train",
 ]  # fmt: skip
 
 
@@ -17,6 +17,10 @@ def __getattr__(name: str):
         from astrocnn.engine.train import train
 
         return train
+    if name == "compare":
+        from astrocnn.engine.compare import compare
+
+        return compare
     if name == "load_run":
         from astrocnn.engine.run import load_run
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 import traceback
 from pathlib import Path
@@ -621,6 +622,77 @@ def generate_tracks(dims: str, size, n_events: int, field: float, seed: int, wor
     write_hdf5(out, simulation.to_hdf5_datasets(events), attrs)
     shape = "x".join([str(size)] * spatial)
     click.echo(f"wrote {out}: {n_events} events of {shape} cells, {int(events.n_tracks.sum())} tracks")
+
+
+@cli.command("compare", short_help="Train several networks on one task: size, metric, time, shifted images.")
+@click.argument("task")
+@click.option(
+    "--models", default="mlp,simple_cnn,vgg11,googlenet,resnet18", show_default=True,
+    help="Networks, comma separated (see `astrocnn models`); mlp is the task's fully connected one.",
+)  # fmt: skip
+@click.option(
+    "--seeds", default=5, show_default=True, type=click.IntRange(min=1),
+    help="Trainings per network, seeds SEED, SEED+1, ... (weights and batch order; the data stay).",
+)  # fmt: skip
+@click.option(
+    "--shifts", default="0,1,2,4", show_default=True, help="Pixels by which the test images are shifted."
+)
+@click.option(
+    "--shift-mode", type=click.Choice(["auto", "cyclic", "zero"]), default="auto", show_default=True,
+    help="cyclic: roll the images; zero: bring in zeros; auto: cyclic where the task is periodic (Ising).",
+)  # fmt: skip
+@click.option(
+    "--width", default=0.125, show_default=True, type=click.FloatRange(min=0, min_open=True),
+    help="Channel scale of the classic networks (those with a small-input mode, which they use).",
+)  # fmt: skip
+@click.option(
+    "--model-option", "model_option", multiple=True, metavar="MODEL:KEY=VALUE",
+    help="An option of one network, e.g. vgg11:width=0.5 (repeatable).",
+)  # fmt: skip
+@click.option("--task-option", "task_option", multiple=True, metavar="KEY=VALUE", help="A task's own option.")
+@click.option("--epochs", type=int, help="Passes over the training data.  [default: the task's]")
+@click.option("--batch-size", type=int, help="Batch size.  [default: the task's]")
+@click.option("--lr", type=float, help="Peak learning rate.  [default: the task's]")
+@click.option("--n-train", type=int, help="Training images.  [default: the task's]")
+@click.option("--n-val", type=int, help="Validation images.  [default: the task's]")
+@click.option("--n-test", type=int, help="Test images.  [default: the task's]")
+@click.option("--seed", type=int, help="The data's seed and the first network seed.  [default: 0]")
+@click.option("--accelerator", help="auto, cpu, gpu, cuda or mps.  [default: auto]")
+@click.option("--no-baseline", "no_baseline", is_flag=True, help="Skip the classical baseline.")
+@click.option(
+    "--out", type=click.Path(), help="Folder for the table, figures and runs.  [default: compare-TASK]"
+)
+def compare_command(
+    task: str, models: str, seeds: int, shifts: str, shift_mode: str, width: float,
+    model_option: tuple[str, ...], task_option: tuple[str, ...], no_baseline: bool, out: str | None, **flags,
+) -> None:  # fmt: skip
+    """Train each network of --models on TASK's data --seeds times and write a table (Markdown,
+    CSV, JSON) and figures: parameters, the task's headline metric (mean and spread over the
+    seeds), training time, and the metric when every test image is shifted by --shifts pixels."""
+    from astrocnn.engine.compare import compare
+    from astrocnn.engine.compare_report import markdown
+
+    # the command as resolved, recorded with the results: every value that shapes them
+    given = [f"--{k.replace('_', '-')}={v}" for k, v in flags.items() if v is not None]
+    given += [f"--model-option={o}" for o in model_option] + [f"--task-option={o}" for o in task_option]
+    command = ["astrocnn", "compare", task, f"--models={models}", f"--seeds={seeds}", f"--shifts={shifts}"]
+    command += [f"--shift-mode={shift_mode}"] if shift_mode != "auto" else []
+    command += [f"--width={width:g}"] if width != 0.125 else []
+    command += [*given, *(["--no-baseline"] if no_baseline else []), *([f"--out={out}"] if out else [])]
+
+    options: dict[str, dict[str, object]] = {}
+    for item in model_option:
+        model, sep, rest = item.partition(":")
+        if not sep or not model.strip():
+            raise OptionError(f"--model-option {item!r} is not MODEL:KEY=VALUE (e.g. vgg11:width=0.5)")
+        options.setdefault(model.strip(), {}).update(parse_model_options((rest,)))
+    results = compare(
+        task, models=models, seeds=seeds, shifts=shifts, out=out, shift_mode=shift_mode, width=width,
+        options=options, baseline=not no_baseline, task_options=parse_task_options(task_option) or None,
+        command=shlex.join(command), **flags,
+    )  # fmt: skip
+    click.echo(markdown(results), nl=False)
+    click.echo(f"wrote {Path(out or f'compare-{task}') / 'compare.md'} (and .csv, .json, figures)")
 
 
 @cli.command("demo", short_help="Train every task at a small scale and print one table.")
