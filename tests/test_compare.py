@@ -77,6 +77,10 @@ def test_parse_shifts():
         (["compare", "digits", "--models", "mlp,mlp"], "--models names mlp more than once"),
         (["compare", "digits", "--models", "unet"], "model unet outputs an image per input"),
         (
+            ["compare", "digits", "--models", "mlp", "--model-option", "mlp:hidden=[8]"],
+            "--model-option for mlp",
+        ),
+        (
             ["compare", "digits", "--models", "mlp", "--model-option", "vgg11:width=0.5"],
             "--model-option for vgg11, which --models does not name",
         ),

@@ -218,6 +218,11 @@ def compare(
         raise OptionError(f"--seeds must be at least 1, got {seeds!r}")
     if shift_mode not in SHIFT_MODES:
         raise OptionError(f"--shift-mode must be one of {', '.join(SHIFT_MODES)}, got {shift_mode!r}")
+    if "mlp" in (options or {}):
+        raise OptionError(
+            "--model-option for mlp: the mlp is the task's own fully connected network, built as "
+            "astrocnn train builds it; compare it as it is"
+        )
     unknown = sorted(set(options or {}) - set(names))
     if unknown:
         raise OptionError(f"--model-option for {', '.join(unknown)}, which --models does not name")
