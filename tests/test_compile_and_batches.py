@@ -121,3 +121,20 @@ def test_evaluate_and_predict_with_compile_agree_with_eager(compiled_run, tmp_pa
         for n in ("eager.csv", "compiled.csv")
     ]
     np.testing.assert_allclose(rows[0], rows[1], atol=1e-5)
+
+
+@pytest.mark.parametrize("drop_last", [True, False])
+def test_index_batches_are_the_batch_samplers_lists_on_any_device(drop_last):
+    from torch.utils.data import BatchSampler, SequentialSampler
+
+    from astrocnn.engine.sampling import EpochSeededSampler
+
+    data = TensorDataset(torch.arange(650))
+    for sampler in (EpochSeededSampler(data, 3), SequentialSampler(data)):
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(2)
+        lists = list(BatchSampler(sampler, 64, drop_last))
+        for device in (None, torch.device("cpu")):  # the CPU stands in for the accelerator
+            cut = list(IndexBatches(sampler, 64, drop_last, device))
+            assert [b.tolist() for b in cut] == lists
+            assert all(b.dtype == torch.long for b in cut)

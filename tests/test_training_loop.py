@@ -123,3 +123,82 @@ def test_without_a_per_step_check_a_nan_still_stops_the_run_within_the_logging_i
     with pytest.raises(TrainingDiverged, match=r"became nan by epoch 0, step 5 "):
         trainer.fit(module, datamodule=data)
     assert calls["n"] == 6  # steps 0..5: stopped at the first logging step after the NaN
+
+
+def test_lightnings_own_step_path_gives_the_same_weights(tmp_path, monkeypatch):
+    """Where the plain step does not serve (DDP, a gradient scaler) the step goes through
+    Lightning's optimiser and backward wrappers; both paths train the same weights."""
+    import astrocnn.engine.module as engine_module
+
+    direct = _module()
+    _fit(tmp_path / "a", direct, 2)
+    assert direct._plain_step
+    monkeypatch.setattr(engine_module, "plain_step_serves", lambda trainer: False)
+    wrapped = _module()
+    trainer = _fit(tmp_path / "b", wrapped, 2)
+    assert not wrapped._plain_step
+    assert trainer.global_step == 2 * (64 // BATCH)  # the loop's step counter, on both paths
+    for p, q in zip(direct.parameters(), wrapped.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-7)
+
+
+def test_the_plain_step_serves_one_device_without_a_gradient_scaler():
+    from types import SimpleNamespace
+
+    from lightning.pytorch.plugins.precision import DoublePrecision, MixedPrecision, Precision
+    from lightning.pytorch.strategies import DDPStrategy, SingleDeviceStrategy
+
+    from astrocnn.engine.module import plain_step_serves
+
+    one = SingleDeviceStrategy(torch.device("cpu"))
+    scaled = MixedPrecision("16-mixed", "cpu", scaler=torch.amp.GradScaler("cpu"))
+
+    def serves(strategy, precision):
+        return plain_step_serves(SimpleNamespace(strategy=strategy, precision_plugin=precision))
+
+    assert serves(one, Precision())
+    assert serves(one, MixedPrecision("bf16-mixed", "cpu"))
+    assert not serves(one, scaled)  # the scaler scales the loss and unscales the step
+    assert not serves(one, DoublePrecision())  # its own hooks
+    assert not serves(DDPStrategy(), Precision())  # DDP's backward prepares the reduction
+
+
+def test_bookkeeping_attributes_skip_the_module_checks_but_modules_still_register():
+    module = _module()
+    module._current_fx_name = "training_step"  # Lightning's bookkeeping: a plain attribute
+    assert module._current_fx_name == "training_step" and "_current_fx_name" not in module._modules
+    module.extra = torch.nn.Linear(2, 2)
+    module.scale = torch.nn.Parameter(torch.ones(1))
+    assert "extra" in module._modules and "scale" in module._parameters
+    module.scale = None  # a registered parameter set to None stays a parameter slot
+    assert "scale" in module._parameters and module._parameters["scale"] is None
+
+
+def test_loggers_save_every_few_seconds_and_at_the_end(tmp_path, monkeypatch):
+    from astrocnn.engine.train import CSVLogs
+
+    logger = CSVLogs(tmp_path, name="csv", version="x")
+    writes = []
+    monkeypatch.setattr(type(logger.experiment), "save", lambda self: writes.append(len(self.metrics)))
+    for step in range(20):
+        logger.log_metrics({"loss": float(step)}, step=step)
+        logger.save()  # what Lightning calls after every logging call
+    assert writes == [1]  # the first save; the next ones fall within the interval
+    logger.finalize("success")
+    assert writes[-1] == 20  # the end always writes every row
+
+
+def test_the_step_loss_is_logged_at_its_own_step(tmp_path):
+    import csv
+
+    import astrocnn
+
+    run = astrocnn.train(
+        "sky-shapes", out=str(tmp_path / "run"), model="simple_cnn", epochs=2, n_train=320, n_val=64,
+        n_test=64, batch_size=16, train_mlp=False, baseline=False, progress_bar=False,
+    )  # fmt: skip
+    with open(run.path / "logs" / "csv" / "cnn" / "metrics.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    steps = [(int(r["epoch"]), int(r["step"])) for r in rows if r["train_loss_step"]]
+    assert steps == [(0, 0), (0, 10), (1, 20), (1, 30)]  # every 10 steps, 20 steps an epoch
+    assert sum(1 for r in rows if r["val_loss"]) == sum(1 for r in rows if r["train_loss_epoch"]) == 2

@@ -7,6 +7,8 @@ from collections import Counter
 
 import lightning as L
 import torch
+from lightning.pytorch.plugins.precision import MixedPrecision, Precision
+from lightning.pytorch.strategies import SingleDeviceStrategy
 from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, SequentialSampler, TensorDataset
 
@@ -21,6 +23,43 @@ class TrainingDiverged(AstroCNNError):
 
 #: Weight of the auxiliary classifiers' losses (Szegedy et al. 2014 use 0.3).
 AUX_WEIGHT = 0.3
+
+
+#: Attribute values that are never parameters, buffers or submodules.
+_PLAIN = frozenset({str, bool, int, float, type(None)})
+
+
+class EpochSums:
+    """An epoch's loss sum, sample count and correct predictions: Python numbers where values
+    are read each step (the CPU), 0-d tensors on an accelerator, where reading them would stall
+    it."""
+
+    __slots__ = ("correct", "loss", "n")
+
+    def __init__(self) -> None:
+        self.loss: float | torch.Tensor = 0.0
+        self.n = 0
+        self.correct: int | torch.Tensor = 0
+
+    def add(self, loss, n: int, correct) -> None:
+        self.loss = self.loss + loss * n
+        self.n += n
+        if correct is not None:
+            self.correct = self.correct + correct
+
+    def mean(self, total) -> torch.Tensor:
+        return torch.as_tensor(total, dtype=torch.float32) / self.n
+
+
+def plain_step_serves(trainer: L.Trainer) -> bool:
+    """Whether a plain ``backward(); optimiser.step()`` is exactly Lightning's manual step: one
+    device (DDP's backward prepares its gradient reduction), and a precision that scales no
+    gradients (float32, or bfloat16 autocast)."""
+    precision = trainer.precision_plugin
+    plain = type(precision) is Precision or (
+        type(precision) is MixedPrecision and getattr(precision, "scaler", None) is None
+    )
+    return plain and isinstance(trainer.strategy, SingleDeviceStrategy)
 
 
 class TaskModule(L.LightningModule):
@@ -52,14 +91,29 @@ class TaskModule(L.LightningModule):
         self.lr = lr
         self.weight_decay = weight_decay
         self.epochs = epochs
-        self._sums: dict[str, torch.Tensor] = {}  # per stage: loss sum, samples, correct
+        self._sums: dict[str, EpochSums] = {}  # per stage
         self.automatic_optimization = False
         #: Check each training loss for NaN on the CPU; on an accelerator, where reading a value
         #: stalls the device, check the epoch's running sum at every logging step instead.
         self.check_each_step: bool | None = None
+        self._plain_step = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.network(x)
+
+    def __setattr__(self, name: str, value) -> None:
+        # Lightning sets bookkeeping attributes (the hook being run, and so on) on the module a
+        # few dozen times a step; nn.Module's checks for parameters, buffers and submodules cost
+        # a small network several percent of its step. Plain values skip them.
+        if (
+            type(value) in _PLAIN
+            and name not in self._parameters
+            and name not in self._buffers
+            and (name not in self._modules)
+        ):
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
 
     def _step(self, batch, stage: str) -> torch.Tensor:
         x, y = batch
@@ -74,20 +128,36 @@ class TaskModule(L.LightningModule):
             loss = self.task.loss(out, y)
         if self.check_each_step is None:
             self.check_each_step = loss.device.type == "cpu"
-        if stage == "train" and self.check_each_step and not torch.isfinite(loss):
-            self._diverged(loss.item(), "at")
         # Epoch means are summed here and logged once an epoch: a self.log call costs about a
         # millisecond, as much as a whole training step of a small network on a CPU.
-        sums = self._sums.setdefault(stage, torch.zeros(3, device=loss.device))
-        sums[0] += loss.detach() * len(x)
-        sums[1] += len(x)
+        correct = None
         if self.task.kind is TaskKind.CLASSIFICATION:
-            sums[2] += (out.detach().argmax(dim=1) == y).sum()
+            correct = (out.detach().argmax(dim=1) == y).sum()
+        sums = self._sums.get(stage)
+        if sums is None:
+            sums = self._sums[stage] = EpochSums()
+        if self.check_each_step:  # on the CPU a value is at hand: check each step, sum numbers
+            value = loss.item()
+            if stage == "train" and not math.isfinite(value):
+                self._diverged(value, "at")
+            sums.add(value, len(x), None if correct is None else correct.item())
+        else:  # on an accelerator, reading a value would stall it: sum on the device
+            sums.add(loss.detach(), len(x), correct)
         if stage == "train" and self._log_this_step():
-            if not self.check_each_step and not torch.isfinite(sums[0]):
-                self._diverged(sums[0].item(), "by")
-            self.log("train_loss_step", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=len(x))
+            if not self.check_each_step and not torch.isfinite(sums.loss):
+                self._diverged(sums.loss.item(), "by")
+            self._log_step_loss(loss, len(x))
         return loss
+
+    def _log_step_loss(self, loss: torch.Tensor, batch_size: int) -> None:
+        """The loss of this step, at this step, straight to the loggers: ``self.log`` costs a
+        millisecond (its result collection), ten times a small network's step; it now serves
+        only the progress bar, where there is one."""
+        metrics = {"train_loss_step": loss.detach().item(), "epoch": self.current_epoch}
+        for logger in self.loggers:
+            logger.log_metrics(metrics, step=self.global_step)
+        if self._trainer is not None and self._trainer.progress_bar_callback is not None:
+            self.log("train_loss_step", loss, prog_bar=True, logger=False, batch_size=batch_size)
 
     def _diverged(self, value: float, when: str) -> None:
         raise TrainingDiverged(
@@ -103,12 +173,12 @@ class TaskModule(L.LightningModule):
 
     def _log_epoch(self, stage: str) -> None:
         sums = self._sums.pop(stage, None)
-        if sums is None or sums[1] == 0:
+        if sums is None or sums.n == 0:
             return
         name = "train_loss_epoch" if stage == "train" else "val_loss"
-        self.log(name, sums[0] / sums[1], on_epoch=True, prog_bar=True, sync_dist=True)
+        self.log(name, sums.mean(sums.loss), on_epoch=True, prog_bar=True, sync_dist=True)
         if self.task.kind is TaskKind.CLASSIFICATION:
-            self.log(f"{stage}_acc", sums[2] / sums[1], on_epoch=True, prog_bar=True, sync_dist=True)
+            self.log(f"{stage}_acc", sums.mean(sums.correct), on_epoch=True, prog_bar=True, sync_dist=True)
 
     def on_train_epoch_start(self) -> None:
         self._sums.pop("train", None)
@@ -117,8 +187,8 @@ class TaskModule(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         sums = self._sums.get("train")
-        if sums is not None and not self.check_each_step and not torch.isfinite(sums[0]):
-            self._diverged(sums[0].item(), "by")
+        if sums is not None and not self.check_each_step and not torch.isfinite(torch.as_tensor(sums.loss)):
+            self._diverged(float(sums.loss), "by")
         self._log_epoch("train")
 
     def on_validation_epoch_start(self) -> None:
@@ -127,12 +197,24 @@ class TaskModule(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val")
 
+    def on_train_start(self) -> None:
+        self._plain_step = plain_step_serves(self.trainer)
+
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         optimiser = self.optimizers()
         loss = self._step(batch, "train")
-        optimiser.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
-        optimiser.step()
+        if self._plain_step:
+            # Lightning's path below with nothing in it to do: its hooks (none used here) and
+            # the strategy's and precision's pass-throughs skipped, the loop's step counters kept
+            optimiser.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser._on_before_step()
+            optimiser.optimizer.step()
+            optimiser._on_after_step()
+        else:
+            optimiser.zero_grad(set_to_none=True)
+            self.manual_backward(loss)
+            optimiser.step()
         return loss
 
     def validation_step(self, batch, batch_idx: int) -> torch.Tensor:
@@ -182,6 +264,15 @@ class DataModule(L.LightningDataModule):
                 for d in (self.train, self.val)
             )
 
+    def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):
+        # Batches already on the device (the CPU, or data kept on the accelerator) need no walk
+        # through Lightning's collection mover.
+        if isinstance(batch, (tuple, list)) and all(
+            isinstance(t, torch.Tensor) and t.device == device for t in batch
+        ):
+            return batch
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
     def _to_device(self, device: torch.device) -> bool:
         """``data_on_device``: "yes", "no", or "auto": when the data take at most half of the
         accelerator's free memory."""
@@ -224,10 +315,11 @@ class DataModule(L.LightningDataModule):
             batches = GroupedBatchSampler(sampler, self.batch_size, drop_last)
             return DataLoader(dataset, batch_sampler=batches, **workers)
         if self._by_index(dataset):  # whole batches by index: the same batches, no collation
-            on_device = isinstance(dataset, TensorDataset) and dataset.tensors[0].device.type != "cpu"
+            device = dataset.tensors[0].device
+            on_device = device.type != "cpu"
             return DataLoader(
                 dataset,
-                sampler=IndexBatches(sampler, self.batch_size, drop_last),
+                sampler=IndexBatches(sampler, self.batch_size, drop_last, device if on_device else None),
                 batch_size=None,
                 pin_memory=self._pinned() and not on_device,
             )
@@ -241,8 +333,24 @@ class DataModule(L.LightningDataModule):
 
 
 class IndexBatches(BatchSampler):
-    """The index lists of the batches the per-sample path would make, each fetched at once
-    (``TensorDataset[list]`` gathers the whole batch); Lightning's epoch reaches the sampler."""
+    """The indices of the batches the per-sample path would make, each fetched at once
+    (``TensorDataset[index]`` gathers the whole batch); Lightning's epoch reaches the sampler.
+    An epoch's order is one tensor, moved once to ``device`` (where the data are) and cut into
+    batches there: no list converted per batch and tensor, no copy of indices per batch."""
+
+    def __init__(self, sampler, batch_size: int, drop_last: bool, device: torch.device | None = None):
+        super().__init__(sampler, batch_size, drop_last)
+        self.device = device
+
+    def __iter__(self):
+        if hasattr(self.sampler, "permutation"):
+            order = self.sampler.permutation()
+        else:  # any other order, e.g. the validation split's
+            order = torch.as_tensor(list(self.sampler), dtype=torch.long)
+        if self.device is not None:
+            order = order.to(self.device)
+        stop = len(order) - len(order) % self.batch_size if self.drop_last else len(order)
+        yield from order[:stop].split(self.batch_size)
 
     def set_epoch(self, epoch: int) -> None:
         if hasattr(self.sampler, "set_epoch"):

@@ -21,9 +21,13 @@ class EpochSeededSampler(RandomSampler):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def __iter__(self) -> Iterator[int]:
+    def permutation(self) -> torch.Tensor:
+        """This epoch's order as one tensor of indices."""
         generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        yield from torch.randperm(len(self.data_source), generator=generator).tolist()
+        return torch.randperm(len(self.data_source), generator=generator)
+
+    def __iter__(self) -> Iterator[int]:
+        yield from self.permutation().tolist()
 
 
 class GroupedTensors(Dataset):
