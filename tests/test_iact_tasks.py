@@ -113,13 +113,16 @@ def test_preprocessing_in_numpy_and_torch_agree_and_add_the_coordinates(mapping)
     raw = task.mapper.images(charge, time)
     assert raw.shape == (3, 2, *task.input_size)
     x = task.preprocess(raw)
-    assert x.shape[1] == task.network_channels == 4
+    assert x.shape[1] == task.network_channels == 5
     np.testing.assert_allclose(task.preprocess_torch(torch.from_numpy(raw)).numpy(), x, rtol=1e-6, atol=1e-6)
     # a time shared by every pixel stays that time on the grid (weighted means, not sums)
     inside = task.mapper.charge(np.ones(camera.n_pixels)) > 0
     np.testing.assert_allclose(raw[:, 1][:, inside], 5.0, rtol=1e-5)
-    # the charge is conserved by either mapping
+    # the charge is conserved by either mapping, and the linear channel's sum is the image's size
     np.testing.assert_allclose(raw[:, 0].sum(axis=(1, 2)), charge.sum(axis=1), rtol=1e-5)
+    np.testing.assert_allclose(
+        x[:, 4].sum(axis=(1, 2)) * iact_tasks.CHARGE_SCALE, charge.sum(axis=1), rtol=1e-5
+    )
     # the coordinate channels: degrees from the camera centre, the farthest pixel at the edge
     radius = np.hypot(x[0, 2], x[0, 3]).max()
     edge = np.degrees(np.arctan(np.hypot(camera.x, camera.y).max() / camera.focal_length))
