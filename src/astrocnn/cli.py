@@ -639,7 +639,8 @@ def generate_tracks(dims: str, size, n_events: int, field: float, seed: int, wor
 )
 @click.option(
     "--shift-mode", type=click.Choice(["auto", "cyclic", "zero"]), default="auto", show_default=True,
-    help="cyclic: roll the images; zero: bring in zeros; auto: cyclic where the task is periodic (Ising).",
+    help="cyclic: roll the images; zero: bring in zeros; auto: cyclic where the task says its images are "
+    "periodic (Task.periodic).",
 )  # fmt: skip
 @click.option(
     "--width", default=0.125, show_default=True, type=click.FloatRange(min=0, min_open=True),
