@@ -160,3 +160,18 @@ def test_the_table_numbers_are_those_of_the_saved_networks(small_comparison):
 def test_a_folder_holding_a_comparison_is_refused(small_comparison, capsys):
     assert main(["compare", "digits", "--models", "mlp", "--out", str(small_comparison)]) == 2
     assert "already holds a comparison" in capsys.readouterr().err
+
+
+def test_seed_zero_is_the_network_astrocnn_train_gives(small_comparison, tmp_path):
+    """compare trains with the engine itself: its first seed reproduces `astrocnn train` with the
+    same settings, network for network (CPU training is bit-reproducible)."""
+    import astrocnn
+
+    results = json.loads((small_comparison / "compare.json").read_text())
+    run = astrocnn.train(
+        "digits", epochs=2, n_train=200, n_val=50, n_test=100, out=str(tmp_path / "run"),
+        baseline=False, progress_bar=False,
+    )  # fmt: skip
+    trained = run.metrics["results"]
+    assert trained["cnn"]["accuracy"] == results["models"]["simple_cnn"]["runs"][0]["metric"]["0"]
+    assert trained["mlp"]["accuracy"] == results["models"]["mlp"]["runs"][0]["metric"]["0"]
