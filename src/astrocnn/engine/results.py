@@ -7,6 +7,12 @@ spread of the metric over :data:`BOOTSTRAP` resamples of the test set (the metri
 mean, and a subset it scores, e.g. one lattice size, has its own n); where one evaluation of the
 metrics is too slow for that, accuracy gets the binomial sqrt(p (1 - p) / n) and the rest none.
 Metrics a task gives its own uncertainty (``tc_estimate`` and ``tc_uncertainty``) keep it.
+
+A method trained as an ensemble (``--ensemble N``: N networks, seeds s, s + 1, ...) is scored on
+the mean of its members' predictions, a deep ensemble (Lakshminarayanan, Pritzel and Blundell,
+NeurIPS 2017): for a classifier the mean of the class probabilities, for values and images the
+mean values. Members trained from different initial weights and batch orders err partly
+independently, and the mean keeps what they agree on.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from astrocnn.engine.config import RunConfig
 from astrocnn.engine.report import has_own_uncertainty, small_test_warning, write_report
 from astrocnn.engine.run import predict_array, rank_zero_warn_line
 from astrocnn.tasks import Task, plotting
-from astrocnn.tasks.base import ArraySplit
+from astrocnn.tasks.base import ArraySplit, TaskKind
 
 #: Resamples of the test set behind each standard error, and their seed (the errors are
 #: reproducible: ``astrocnn evaluate`` recomputes them exactly).
@@ -168,6 +174,32 @@ def with_errors(values: dict[str, Any], errors: dict[str, float]) -> dict[str, A
     return out
 
 
+def member_predictions(
+    task: Task, nets: list[nn.Module], raw: np.ndarray | list[np.ndarray]
+) -> list[np.ndarray]:
+    """Each member's natural prediction (class probabilities, values or images); a generative
+    task's main network's alone: the mean of samples is not a sample."""
+    if task.kind is TaskKind.GENERATION:
+        nets = nets[:1]
+    return [predict_array(net, task, raw) for net in nets]
+
+
+def ensemble_mean(predictions: list[np.ndarray]) -> np.ndarray:
+    """The members' mean, accumulated in float64 and returned in their dtype; one member's
+    prediction as it is."""
+    if len(predictions) == 1:
+        return predictions[0]
+    total = predictions[0].astype(np.float64)
+    for p in predictions[1:]:
+        total += p
+    return (total / len(predictions)).astype(predictions[0].dtype)
+
+
+def ensemble_prediction(task: Task, nets: list[nn.Module], raw: np.ndarray | list[np.ndarray]) -> np.ndarray:
+    """A method's prediction: the mean of its members' (:func:`member_predictions`)."""
+    return ensemble_mean(member_predictions(task, nets, raw))
+
+
 def evaluate_methods(
     config: RunConfig,
     task: Task,
@@ -177,10 +209,13 @@ def evaluate_methods(
     per_bin_errors: dict[str, dict[str, list[float]]] | None = None,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarray]]:
     """Metrics and predictions of every method on the same test split. ``members`` holds each
-    method's ensemble, its main network (the one whose predictions are scored) first. Each
-    method's entry holds ``n_test`` and the standard errors ``<metric>_err``; the per-bin ones,
-    kept out of metrics.json (whose lists are the metrics), go into ``per_bin_errors``."""
-    predictions = {which: predict_array(nets[0], task, test.x) for which, nets in members.items()}
+    method's ensemble, its main network first; a method's prediction is the mean of its members'
+    (:func:`ensemble_prediction`), and an ensemble's entry holds each member's headline metric
+    alone (``<headline>_members``). Each method's entry holds ``n_test`` and the standard errors
+    ``<metric>_err``; the per-bin ones, kept out of metrics.json (whose lists are the metrics), go
+    into ``per_bin_errors``."""
+    per_member = {which: member_predictions(task, nets, test.x) for which, nets in members.items()}
+    predictions = {which: ensemble_mean(p) for which, p in per_member.items()}
     results: dict[str, dict[str, Any]] = {}
     bin_errors: dict[str, dict[str, list[float]]] = {}
 
@@ -189,6 +224,7 @@ def evaluate_methods(
         errors, bin_errors[method] = standard_errors(task, prediction, test, values)
         return with_errors(values, errors)
 
+    headline = task.headline[0]
     for method, prediction in predictions.items():
         results[method] = {
             "model": config.model if method == "cnn" else "mlp",
@@ -198,6 +234,10 @@ def evaluate_methods(
             **scored(method, prediction),
             **task.network_metrics(members[method], test),
         }
+        if len(per_member[method]) > 1:  # what each network alone scores, beside the ensemble
+            alone = [task.metrics(p, test).get(headline) for p in per_member[method]]
+            if all(_number(v) for v in alone):
+                results[method][f"{headline}_members"] = alone
     if config.baseline and baseline_train is not None:
         base = task.baseline(baseline_train, test)
         if isinstance(base, dict):  # a classical method that is not a predictor reports its metrics
