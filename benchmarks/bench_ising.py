@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 import astrocnn
+from astrocnn.engine.run import load_run
 from astrocnn.tasks.ising import analysis, tasks
 from astrocnn.tasks.ising import kernels as k
 from astrocnn.tasks.ising import simulation as ising
@@ -143,16 +144,39 @@ def _former_tc_from_binder(
     return tc, float(np.nanstd(boot))
 
 
-def _arrays(data: dict[int, list[ising.IsingSamples]], n: int) -> dict[str, np.ndarray]:
-    """m, t, size and chain of the first ``n`` configurations of every (L, T) cell, as
+def _arrays(data: dict[int, list[ising.IsingSamples]]) -> dict[str, np.ndarray]:
+    """m, t, size and chain of every configuration, cell after cell, as
     ``baseline.binder_crossing`` reads them from a test split."""
     samples = [s for group in data.values() for s in group]
     return {
-        "m": np.concatenate([s.magnetisation[:n] for s in samples]),
-        "t": np.concatenate([np.full(len(s.magnetisation[:n]), s.temperature) for s in samples]),
-        "size": np.concatenate([np.full(len(s.magnetisation[:n]), s.size) for s in samples]),
-        "chain": np.concatenate([s.chain[:n] for s in samples]),
+        "m": np.concatenate([s.magnetisation for s in samples]),
+        "t": np.concatenate([np.full(len(s.magnetisation), s.temperature) for s in samples]),
+        "size": np.concatenate([np.full(len(s.magnetisation), s.size) for s in samples]),
+        "chain": np.concatenate([s.chain for s in samples]),
     }
+
+
+def _first(arrays: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
+    """The first ``n`` configurations of every (L, T) cell."""
+    keep = np.zeros(len(arrays["m"]), bool)
+    for L, T in {(L, T) for L, T in zip(arrays["size"], arrays["t"], strict=True)}:
+        keep[np.flatnonzero((arrays["size"] == L) & (arrays["t"] == T))[:n]] = True
+    return {k: v[keep] for k, v in arrays.items()}
+
+
+def data_set(sizes: tuple[int, ...], grid: str, per_t: int, seed: int, cache: Path | None) -> dict:
+    """``_arrays`` of ``simulation.generate(sizes, grid, per_t, seed)``; with ``cache``, read from
+    there when an earlier run saved them (the same arguments give the same data) or saved there."""
+    name = f"ising-L{'-'.join(map(str, sizes))}-T{re.sub(r'[^0-9.]+', '_', grid)}-n{per_t}-seed{seed}.npz"
+    if cache is not None and (cache / name).exists():
+        with np.load(cache / name) as saved:
+            return {k: saved[k] for k in ("m", "t", "size", "chain")}
+    arrays = _arrays(ising.generate(sizes, tasks.parse_grid(grid), per_t, seed))
+    if cache is not None:
+        cache.mkdir(parents=True, exist_ok=True)
+        np.savez(cache / f"{name}.tmp.npz", **arrays)
+        (cache / f"{name}.tmp.npz").replace(cache / name)
+    return arrays
 
 
 def estimate_all(data: dict[str, np.ndarray]) -> dict[str, tuple[float, float]]:
@@ -163,7 +187,7 @@ def estimate_all(data: dict[str, np.ndarray]) -> dict[str, tuple[float, float]]:
     return {"former": former, "current": (current.estimate, current.uncertainty)}
 
 
-def dataset_study(n_sets: int) -> dict[tuple[str, str], list[tuple[float, float]]]:
+def dataset_study(n_sets: int, cache: Path | None = None) -> dict[tuple[str, str], list[tuple[float, float]]]:
     """(configuration, estimator) -> [(estimate, uncertainty)] over data sets DATA_SEED + k."""
     results: dict[tuple[str, str], list[tuple[float, float]]] = {}
     # configurations on the same sizes and grid share one generation: the first n configurations
@@ -176,10 +200,10 @@ def dataset_study(n_sets: int) -> dict[tuple[str, str], list[tuple[float, float]
         seed = DATA_SEED + k_set
         for (sizes, grid), members in groups.items():
             t0 = time.perf_counter()
-            data = ising.generate(sizes, tasks.parse_grid(grid), max(n for _, n in members), seed)
+            data = data_set(sizes, grid, max(n for _, n in members), seed, cache)
             seconds = time.perf_counter() - t0
             for name, per_t in members:
-                for method, value in estimate_all(_arrays(data, per_t)).items():
+                for method, value in estimate_all(_first(data, per_t)).items():
                     results.setdefault((name, method), []).append(value)
                 line = ", ".join(f"{m} {results[(name, m)][-1][0]:.4f}" for m, _ in ESTIMATORS)
                 print(f"data set {seed}, {name}: {line} (Monte Carlo {seconds:.0f} s)", file=sys.stderr)
@@ -214,9 +238,9 @@ def summary(values: list[tuple[float, float]]) -> dict[str, float]:
     }
 
 
-def datasets_section(n_sets: int) -> str:
+def datasets_section(n_sets: int, cache: Path | None = None) -> str:
     t0 = time.perf_counter()
-    results = dataset_study(n_sets)
+    results = dataset_study(n_sets, cache)
     minutes = (time.perf_counter() - t0) / 60
     rows = [
         "| configuration | estimator | mean T_c | spread (SD) | mean quoted σ | RMS rel. error | "
@@ -236,13 +260,15 @@ def datasets_section(n_sets: int) -> str:
         f"{H_DATASETS}\n\n"
         f"{_provenance()} {n_sets} independent Monte-Carlo data sets "
         f"(`simulation.generate(sizes, temperatures, per_t, seed)`, seeds {DATA_SEED} to "
-        f"{DATA_SEED + n_sets - 1}; {minutes:.0f} min in all). Each data set's magnetisations are "
+        f"{DATA_SEED + n_sets - 1}; {minutes:.0f} min in all"
+        + (", the data sets kept in or read from `--cache`" if cache else "")
+        + "). Each data set's magnetisations are "
         "given to both estimators: the former one (before issue 16: crossings searched in the fixed "
         "window 2.0 ≤ T ≤ 2.6, the median of every sign change of U_a - U_b per pair of sizes, "
         "the pairs averaged, configurations resampled one by one) and the current "
-        "`analysis.tc_from_cumulants` (the classical baseline's estimator: the crossing where the "
-        "cumulants separate significantly on both sides, pairs weighted by 1 / variance, whole Markov "
-        "chains resampled). Both with "
+        "`analysis.tc_from_cumulants` (the classical baseline's estimator: the crossing of the smallest "
+        "and the largest lattice where their cumulants separate significantly on both sides, whole "
+        "Markov chains resampled, rescaled for the number of chains per cell). Both with "
         f"{BOOTSTRAP} bootstrap resamples. The quick configuration uses the first 100 configurations "
         "of every (L, T) cell of the default data set, which are exactly what "
         "`generate(..., 100, seed)` returns. The former default (sizes 16, 24, 32, T = 1.0 to 3.5 in "
@@ -268,12 +294,23 @@ def _num(value: Any) -> float:
     return float("nan") if value is None else float(value)
 
 
+#: Written into each run folder: the seconds the whole run took (read back when the run is reused).
+SECONDS_FILE = "bench_seconds.txt"
+
+
 def _train(task: str, out: Path, **options: Any) -> tuple[dict[str, Any], Any, float]:
+    """A default run into ``out``; a run that finished there before (``--runs``, e.g. seeds run
+    side by side) is read, not trained again."""
+    if (out / "metrics.json").exists() and (out / SECONDS_FILE).exists():
+        run = load_run(out)
+        print(f"{out}: finished before, read", file=sys.stderr)
+        return run.metrics["results"], run.config, float((out / SECONDS_FILE).read_text())
     t0 = time.perf_counter()
     run = astrocnn.train(task, out=str(out), progress_bar=False, **options)
     seconds = time.perf_counter() - t0
     if run is None:
         raise SystemExit(f"astrocnn.train({task!r}) returned no run")
+    (out / SECONDS_FILE).write_text(f"{seconds:.1f}\n")
     return run.metrics["results"], run.config, seconds
 
 
@@ -334,18 +371,26 @@ def phase_section(seeds: int, tmp: Path) -> str:
 
 def temperature_section(seeds: int, tmp: Path) -> str:
     rows = [
-        "| seed | CNN RMSE | fully connected RMSE | baseline RMSE | CNN / baseline | time |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "| seed | CNN RMSE | CNN networks alone | fully connected RMSE | baseline RMSE | CNN / baseline "
+        "| networks alone / baseline | time |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    ratios = []
+    ratios, alone_ratios = [], []
     config = None
     for seed in range(seeds):
         results, config, seconds = _train("ising-temperature", tmp / f"ising-temperature-{seed}", seed=seed)
         cnn, mlp, base = (_num(results[m]["rmse"]) for m in ("cnn", "mlp", "baseline"))
+        # an ensemble is scored on its mean prediction; each network alone, for comparison
+        alone = [_num(v) for v in results["cnn"].get("rmse_members", [cnn])]
         ratios.append(cnn / base)
-        rows.append(f"| {seed} | {cnn:.4f} | {mlp:.4f} | {base:.4f} | {cnn / base:.3f} | {seconds:.0f} s |")
+        alone_ratios += [a / base for a in alone]
+        rows.append(
+            f"| {seed} | {cnn:.4f} | {', '.join(f'{a:.4f}' for a in alone)} | {mlp:.4f} | {base:.4f} | "
+            f"{cnn / base:.3f} | {', '.join(f'{a / base:.3f}' for a in alone)} | {seconds:.0f} s |"
+        )
         print(f"ising-temperature seed {seed}: {rows[-1]}", file=sys.stderr)
     met = sum(r <= GOAL_RMSE_RATIO for r in ratios)  # NaN: a miss
+    met_alone = sum(r <= GOAL_RMSE_RATIO for r in alone_ratios)
     spread = statistics.stdev(ratios) if len(ratios) > 1 else float("nan")
     misses = [f"seed {seed} at {r:.3f}" for seed, r in enumerate(ratios) if not r <= GOAL_RMSE_RATIO]
     opts = config.task_options if config else {"sizes": ["?"], "temperatures": "?"}
@@ -355,7 +400,9 @@ def temperature_section(seeds: int, tmp: Path) -> str:
         f'{seeds - 1} (`astrocnn.train("ising-temperature", seed=S)`; {machine()}): sizes '
         f"{', '.join(map(str, opts['sizes']))}; grid {opts['temperatures']}; "
         f"{config.n_train if config else '?'} training and {config.n_test if config else '?'} test "
-        f"configurations per (L, T); {config.epochs if config else '?'} epochs. Each seed draws its own "
+        f"configurations per (L, T); {config.epochs if config else '?'} epochs; ensembles of "
+        f"{config.ensemble if config else '?'} networks (seeds S, S + 1, ...), scored on the mean of "
+        "their predictions, each network alone beside it. Each seed draws its own "
         "Monte-Carlo data, so the baseline differs between seeds. Baseline: T from the energy per spin "
         "(isotonic fit on the training split). Time: the whole run, Monte Carlo and the fully "
         "connected network included.\n\n"
@@ -364,6 +411,8 @@ def temperature_section(seeds: int, tmp: Path) -> str:
         f"deviation {spread:.3f}, range {min(ratios):.3f} to {max(ratios):.3f}. Goal (CNN / baseline "
         f"≤ {GOAL_RMSE_RATIO}) met by {met}/{seeds} seeds"
         + (f" (missed: {', '.join(misses)})." if misses else ".")
+        + f" Networks alone: mean {statistics.fmean(alone_ratios):.3f}, goal met by {met_alone}/"
+        f"{len(alone_ratios)}."
     )
 
 
@@ -435,8 +484,17 @@ def main() -> None:
         help=f"run only this part ({', '.join(PARTS)}; repeat for several); the others keep their text",
     )
     parser.add_argument("--skip-datasets", action="store_true")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        help="keep the independent data sets' magnetisations here, and read them from here on a later run "
+        "(the same seed gives the same data): the estimator measured again without the Monte Carlo",
+    )
     parser.add_argument("--skip-training", action="store_true", help="skip both default training runs")
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
+    parser.add_argument(
+        "--runs", type=Path, help="keep the training runs' folders here (default: a temporary, deleted)"
+    )
     args = parser.parse_args()
     run = set(args.only or PARTS)
     if args.skip_datasets:
@@ -446,13 +504,14 @@ def main() -> None:
     old = existing_subsections(args.out)
     new: list[tuple[str, str]] = []  # (heading, text) of the subsections produced by this run
     if "datasets" in run:
-        new.append((H_DATASETS, datasets_section(args.datasets)))
+        new.append((H_DATASETS, datasets_section(args.datasets, args.cache)))
     if run & {"phase", "temperature"}:
         with tempfile.TemporaryDirectory() as tmp:
+            runs = args.runs or Path(tmp)
             if "phase" in run:
-                new.append((H_PHASE, phase_section(args.seeds, Path(tmp))))
+                new.append((H_PHASE, phase_section(args.seeds, runs)))
             if "temperature" in run:
-                new.append((H_TEMPERATURE, temperature_section(args.temperature_seeds, Path(tmp))))
+                new.append((H_TEMPERATURE, temperature_section(args.temperature_seeds, runs)))
     fresh = dict(new)
     if "speed" in run or not replace_subsections(args.out, new):
         parts = [speed_section(args.repeats)] if "speed" in run else []
