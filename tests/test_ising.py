@@ -194,3 +194,20 @@ def test_multi_size_batches_never_mix_sizes():
     batches = list(GroupedBatchSampler(RandomSampler(data), 7, drop_last=False))
     assert sorted(i for b in batches for i in b) == list(range(100))
     assert all(len({data.groups[i] for i in b}) == 1 for b in batches)
+
+
+def test_the_lattices_have_periodic_boundaries_so_shifts_roll_them():
+    """The recorded energy per spin is the periodic lattice's: it is unchanged by rolling the
+    lattice, which is why the Ising tasks are ``periodic`` (``astrocnn compare`` rolls them)."""
+    from astrocnn.tasks import get_task
+
+    samples = ising.sample(12, 2.3, 6, np.random.default_rng(4))
+    spins = samples.configs.astype(np.int64)
+
+    def energy(s):
+        return -(s * np.roll(s, 1, axis=-1) + s * np.roll(s, 1, axis=-2)).sum(axis=(-1, -2)) / 144
+
+    np.testing.assert_allclose(energy(spins), samples.energy, rtol=0, atol=1e-12)
+    for shift, axis in ((5, -1), (7, -2)):
+        np.testing.assert_allclose(energy(np.roll(spins, shift, axis=axis)), samples.energy, atol=1e-12)
+    assert get_task("ising-phase").periodic and get_task("ising-temperature").periodic

@@ -81,6 +81,9 @@ class _IsingTask(Task):
     in_channels = 1
     option_names = ("sizes", "temperatures")
     generates_in_parallel = True
+    #: Periodic boundaries: a lattice rolled by any number of sites is the same configuration of
+    #: the same energy, so ``astrocnn compare`` shifts lattices cyclically.
+    periodic = True
 
     def __init__(self, sizes: Any = SIZES, temperatures: Any = TEMPERATURES):
         self.sizes = parse_sizes(sizes)
