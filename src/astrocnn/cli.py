@@ -195,7 +195,8 @@ def tasks_command(name: str | None) -> None:
 @click.option(
     "--ensemble",
     type=int,
-    help="Networks per method, trained with seeds SEED, SEED+1, ...  [default: the task's]",
+    help="Networks per method, trained with seeds SEED, SEED+1, ... and scored on their mean "
+    "prediction.  [default: the task's]",
 )
 @click.option(
     "--task-option",

@@ -62,8 +62,8 @@ METRIC_NOTES: dict[str, tuple[str, bool | None]] = {
     "model": ("the network's architecture", None),
     "parameters": ("trainable weights of the network", None),
     "ensemble": (
-        "networks trained with different seeds; the first is the one scored, unless the "
-        "metric says it uses them all",
+        "networks trained with different seeds, scored on the mean of their predictions "
+        "(astrocnn predict and export use the first)",
         None,
     ),
     "n_test": ("test samples the metrics are computed on", None),
