@@ -214,3 +214,36 @@ def test_load_errors_name_the_file(safetensors_folder, tmp_path, name, content, 
 def test_load_error_for_a_missing_folder(tmp_path):
     with pytest.raises(RunError, match=f"^{re.escape(str(tmp_path / 'nowhere'))}: does not exist$"):
         load_safetensors_model(tmp_path / "nowhere")
+
+
+def test_an_ensemble_is_predicted_and_exported_as_the_mean_it_was_scored_on(tmp_path):
+    """predict, the ONNX file and the safetensors export of a run trained as an ensemble give the
+    mean of the members' class probabilities (what train and evaluate scored), not its first
+    network's; the ONNX logits are the log of that mean."""
+    run = astrocnn.train("sky-shapes", out=str(tmp_path / "run"), seed=4, ensemble=2, **TINY)
+    members = run.members()
+    assert len(members) == 2
+    raw = run.task.generate(6, np.random.default_rng(2)).x
+    alone = [
+        run.task.postprocess(net(torch.from_numpy(run.task.preprocess(raw)))).detach().numpy()
+        for net in members
+    ]
+    assert np.abs(alone[0] - alone[1]).max() > 1e-3  # the members differ
+    mean = (alone[0] + alone[1]) / 2
+    np.testing.assert_allclose(run.predict(raw), mean, atol=1e-6)
+    onnx_path = export_run(run, "onnx", out=tmp_path / "onnx")
+    assert json.loads(onnx_path.with_suffix(".json").read_text())["members"] == 2
+    output, logits = _session(onnx_path).run(None, {"image": raw.astype(np.float32)})
+    np.testing.assert_allclose(output, mean, atol=1e-5)
+    np.testing.assert_allclose(torch.from_numpy(logits).softmax(dim=1).numpy(), mean, atol=1e-5)
+    folder = export_run(run, "safetensors", out=tmp_path / "st").parent
+    loaded = load_safetensors_model(folder)
+    assert isinstance(loaded, torch.nn.ModuleList) and len(loaded) == 2
+    np.testing.assert_allclose(load_exported(folder)(raw), mean, atol=1e-6)
+    # the CLI's predict writes the same mean
+    out = tmp_path / "pred.csv"
+    np.save(tmp_path / "images.npy", raw)
+    assert main(["predict", str(run.path), str(tmp_path / "images.npy"), "--out", str(out)]) == 0
+    rows = [line.split(",") for line in out.read_text().splitlines()[1:]]
+    written = np.array([[float(v) for v in row[2 : 2 + mean.shape[1]]] for row in rows])
+    np.testing.assert_allclose(written, mean, atol=1e-5)

@@ -77,7 +77,7 @@ def clean_frame(
     missing = ~np.isfinite(electrons)
     filled = np.where(missing, np.median(electrons[~missing]) if (~missing).any() else 0.0, electrons)
     raw = task.network_input(filled, missing) if task.name == "sky-inpaint" else task.network_input(filled)
-    output = predict_images(run.model(which), task, raw[None])[0]  # (C_out, H, W)
+    output = predict_images(run.predictor(which), task, raw[None])[0]  # (C_out, H, W)
     extensions: dict[str, np.ndarray] = {}
     if task.name == "sky-cosmic-rays":
         from astrocnn.tasks.sky.baseline import inpaint

@@ -28,7 +28,7 @@ from torch import nn
 
 from astrocnn.data.writers import atomic_output
 from astrocnn.engine.config import model_kwargs
-from astrocnn.engine.run import Run, RunError, predict_array
+from astrocnn.engine.run import Run, RunError, as_members, predict_array
 from astrocnn.errors import AstroCNNError
 from astrocnn.models import create_model, get_model_spec
 from astrocnn.tasks import Task, TaskKind, get_task
@@ -59,17 +59,25 @@ def _classes(task: Task) -> bool:
 class RawImageModel(nn.Module):
     """The network between its task's preprocessing and postprocessing: raw images in, what
     ``astrocnn predict`` returns out, and for classes the logits beside it (a caller who wants a
-    temperature-scaled softmax or a log-likelihood needs them, and they cost nothing)."""
+    temperature-scaled softmax or a log-likelihood needs them, and they cost nothing). An
+    ensemble's members give the mean of their outputs, as train and evaluate score it; its
+    "logits" are then the log of the mean probabilities (their softmax is the output)."""
 
-    def __init__(self, network: nn.Module, task: Task):
+    def __init__(self, network: nn.Module | list[nn.Module], task: Task):
         super().__init__()
-        self.network = network
+        self.members = nn.ModuleList(as_members(network))
         self.task = task  # not a module: its preprocess_torch and postprocess are traced inline
 
     def forward(self, image: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        logits = self.network(self.task.preprocess_torch(image))
-        output = self.task.postprocess(logits)
-        return (output, logits) if _classes(self.task) else output
+        x = self.task.preprocess_torch(image)
+        if len(self.members) == 1:
+            logits = self.members[0](x)
+            output = self.task.postprocess(logits)
+            return (output, logits) if _classes(self.task) else output
+        output = torch.stack([self.task.postprocess(net(x)) for net in self.members]).mean(dim=0)
+        if _classes(self.task):
+            return output, torch.log(output.clamp_min(torch.finfo(output.dtype).tiny))
+        return output
 
 
 def preprocessing_text(task: Task) -> str:
@@ -101,10 +109,13 @@ def _output_text(task: Task) -> str:
     return f"predicted values ({units}), as `astrocnn predict` writes them"
 
 
-def model_description(run: Run, output_shape: tuple[int, ...] | None = None) -> dict[str, Any]:
+def model_description(
+    run: Run, output_shape: tuple[int, ...] | None = None, members: int = 1
+) -> dict[str, Any]:
     """Everything needed to rebuild the trained CNN and to feed and read it, as plain JSON.
 
-    ``output_shape`` is the shape of one prediction (without the batch axis), where known."""
+    ``output_shape`` is the shape of one prediction (without the batch axis), where known;
+    ``members`` the networks of the ensemble exported (the prediction is their mean)."""
     task = run.task
     name = run.config.model
     options = dict(run.config.model_options)
@@ -114,7 +125,23 @@ def model_description(run: Run, output_shape: tuple[int, ...] | None = None) -> 
     output_shape_ = ["N", *output_shape] if output_shape is not None else None
     onnx_outputs = {"output": "the output above: the postprocessing is in the graph"}
     if _classes(task):
-        onnx_outputs["logits"] = "the network's output before the softmax, same shape as output"
+        onnx_outputs["logits"] = (
+            "the network's output before the softmax, same shape as output"
+            if members == 1
+            else "the log of the mean probabilities (the ensemble's output before a softmax)"
+        )
+    if members == 1:
+        weights = (
+            "the network's weights only: it takes preprocessed images and gives the output before "
+            "postprocessing; astrocnn.engine.export.load_exported(folder) applies both"
+        )
+    else:
+        weights = (
+            f"the weights of the ensemble's {members} networks, keys prefixed member0. to "
+            f"member{members - 1}.; each takes preprocessed images and gives its output before "
+            "postprocessing; the prediction is the mean of the members' postprocessed outputs "
+            "(astrocnn.engine.export.load_exported(folder) does all of it)"
+        )
     return {
         "format": FORMAT_VERSION,
         "task": task.name,
@@ -137,10 +164,8 @@ def model_description(run: Run, output_shape: tuple[int, ...] | None = None) -> 
             "outputs": onnx_outputs,
             "dynamic_axes": "the batch axis only: images must have the size input_size",
         },
-        "model.safetensors": {
-            "holds": "the network's weights only: it takes preprocessed images and gives the output "
-            "before postprocessing; astrocnn.engine.export.load_exported(folder) applies both",
-        },
+        "members": members,
+        "model.safetensors": {"holds": weights},
     }
 
 
@@ -149,13 +174,13 @@ def export_run(run: Run, fmt: str, *, out: Path | None = None) -> Path:
     if fmt not in FORMATS:
         raise RunError(f"unknown export format {fmt!r}; valid: {', '.join(FORMATS)}")
     task = run.task
-    model = run.model("cnn")
-    wrapped = RawImageModel(model, task).eval()
+    members = run.predictor("cnn")
+    wrapped = RawImageModel(members, task).eval()
     example = torch.zeros((2, task.in_channels, *task.input_size))
     with torch.no_grad():
         outputs = wrapped(example)
     output = outputs[0] if isinstance(outputs, tuple) else outputs
-    description = model_description(run, tuple(output.shape[1:]))
+    description = model_description(run, tuple(output.shape[1:]), members=len(members))
     folder = Path(out) if out else run.path / "export"
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"model.{fmt}"
@@ -176,7 +201,11 @@ def export_run(run: Run, fmt: str, *, out: Path | None = None) -> Path:
                 verbose=False,
             )
     else:
-        state = {k: v.contiguous() for k, v in model.state_dict().items()}
+        state = {
+            (f"member{k}.{name}" if len(members) > 1 else name): value.contiguous()
+            for k, net in enumerate(members)
+            for name, value in net.state_dict().items()
+        }
         # safetensors' save_file writes its own temporary file (mode 0600) and renames it onto
         # ours; the bytes written into ours keep the mode the umask gives every output.
         data = save(state, metadata={"astrocnn": json.dumps(description)})
@@ -229,32 +258,45 @@ def _load(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     except SafetensorError as error:
         raise RunError(f"{weights}: not a safetensors file ({error})") from None
     description = _read_description(json_path)
+    count = description.get("members", 1)
+    if not isinstance(count, int) or count < 1:
+        raise RunError(f"{json_path}: members must be a whole number of at least 1, not {count!r}")
     try:
         options = model_kwargs(description.get("options", {}), "options")
         if "input_size" in options:
             options["input_size"] = tuple(options["input_size"])
-        model = create_model(
-            description["model"],
-            spatial_dims=description["spatial_dims"],
-            in_channels=description.get("network_in_channels", description["in_channels"]),
-            num_outputs=description["num_outputs"],
-            **options,
-        )
+        members = [
+            create_model(
+                description["model"],
+                spatial_dims=description["spatial_dims"],
+                in_channels=description.get("network_in_channels", description["in_channels"]),
+                num_outputs=description["num_outputs"],
+                **options,
+            )
+            for _ in range(count)
+        ]
     except AstroCNNError as error:
         raise RunError(f"{json_path}: {error}") from None
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as error:
-        first = str(error).splitlines()[0]
-        raise RunError(f"{weights}: the weights do not fit the network of {json_path} ({first})") from None
-    return model.eval(), description
+    for k, model in enumerate(members):
+        prefix = f"member{k}." if count > 1 else ""
+        part = {name[len(prefix) :]: value for name, value in state.items() if name.startswith(prefix)}
+        try:
+            model.load_state_dict(part)
+        except RuntimeError as error:
+            first = str(error).splitlines()[0]
+            raise RunError(
+                f"{weights}: the weights do not fit the network of {json_path} ({first})"
+            ) from None
+        model.eval()
+    return (members[0] if count == 1 else nn.ModuleList(members)), description
 
 
 def load_safetensors_model(path: str | Path) -> nn.Module:
-    """Rebuild an exported network from ``model.safetensors`` and its ``model.json``, in eval mode.
+    """Rebuild an exported network from ``model.safetensors`` and its ``model.json``, in eval mode;
+    an exported ensemble as an ``nn.ModuleList`` of its networks.
 
     ``path`` is the export folder or the .safetensors file. The network takes preprocessed images
-    and gives its raw output; :func:`load_exported` adds both steps."""
+    and gives its raw output; :func:`load_exported` adds both steps (and an ensemble's mean)."""
     return _load(path)[0]
 
 

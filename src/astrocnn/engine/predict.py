@@ -60,11 +60,11 @@ def predict_files(
         )
     if tile and image_output:
         raise OptionError(f"--tile: {task.name} maps images to images of the same size and needs no tiling")
-    model = run.model(which)
+    model = run.predictor(which)  # an ensemble's members: their mean prediction
     if compile:
         import torch
 
-        model = torch.compile(model)
+        model = [torch.compile(net) for net in model]
     # read everything first: a bad file fails before anything is written
     images = [read_image(p, hdu=hdu, dataset=dataset, nan_policy=nan_policy) for p in inputs]
     batches = [_batch(image, run) for image in images]
@@ -116,9 +116,10 @@ def predict_files(
 
 
 def predict_images(model, task, raw: np.ndarray) -> np.ndarray:
-    """:func:`predict_array`, except that an image-to-image task's images (N, C, *S) larger than
-    its training size go through the network in overlapping windows of that size, blended without
-    seams (:mod:`astrocnn.engine.tiling`): memory then grows with the window, not the frame."""
+    """:func:`predict_array` (``model``: a network or an ensemble's members), except that an
+    image-to-image task's images (N, C, *S) larger than its training size go through the network
+    in overlapping windows of that size, blended without seams (:mod:`astrocnn.engine.tiling`):
+    memory then grows with the window, not the frame."""
     window = tuple(getattr(task, "input_size", None) or ())
     shape = raw.shape[2:]
     if (
@@ -129,12 +130,15 @@ def predict_images(model, task, raw: np.ndarray) -> np.ndarray:
         return predict_array(model, task, raw)
     import torch
 
+    from astrocnn.engine.run import as_members, mean_output
     from astrocnn.engine.tiling import sliding_window
 
-    model.eval()
+    nets = as_members(model)
+    for net in nets:
+        net.eval()
 
     def network(batch: torch.Tensor) -> torch.Tensor:
-        return task.postprocess(model(batch))
+        return mean_output(task, nets, batch)
 
     return np.stack([
         sliding_window(network, torch.from_numpy(task.preprocess(x[None])[0]), window, overlap=0.5).numpy()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from astrocnn.engine.config import RunConfig, load_yaml, merge, model_kwargs
 from astrocnn.errors import AstroCNNError
 from astrocnn.models import create_model, get_model_spec
 from astrocnn.tasks import Task, get_task
+from astrocnn.tasks.base import TaskKind
 
 METHODS = ("cnn", "mlp")
 
@@ -85,19 +87,43 @@ def load_checkpoint_weights(model: nn.Module, path: Path) -> nn.Module:
     return model
 
 
+def as_members(model: nn.Module | Sequence[nn.Module]) -> list[nn.Module]:
+    """A network, or an ensemble's members, as a list."""
+    return list(model) if isinstance(model, (list, tuple, nn.ModuleList)) else [model]
+
+
+def mean_output(task: Task, nets: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
+    """The task's natural prediction for preprocessed images: one network's postprocessed output,
+    or the mean of an ensemble's (probabilities averaged, not logits)."""
+    total = task.postprocess(nets[0](x))
+    if len(nets) == 1:
+        return total
+    total = total.double()
+    for net in nets[1:]:
+        total = total + task.postprocess(net(x))
+    return (total / len(nets)).float()
+
+
 @torch.no_grad()
 def predict_array(
-    model: nn.Module, task: Task, raw: np.ndarray | list[np.ndarray], *, batch_size: int = 256
+    model: nn.Module | Sequence[nn.Module],
+    task: Task,
+    raw: np.ndarray | list[np.ndarray],
+    *,
+    batch_size: int = 256,
 ) -> np.ndarray:
     """The task's natural prediction for raw images (N, C, *S), or a list of images of several
-    sizes (predicted size by size, returned in the input order)."""
-    model.eval()
+    sizes (predicted size by size, returned in the input order). ``model`` is a network or an
+    ensemble's members, whose postprocessed outputs are averaged."""
+    nets = as_members(model)
+    for net in nets:
+        net.eval()
     if isinstance(raw, list):
         groups: dict[tuple[int, ...], list[int]] = {}
         for i, x in enumerate(raw):
             groups.setdefault(x.shape, []).append(i)
         parts = {
-            shape: predict_array(model, task, np.stack([raw[i] for i in idx]))
+            shape: predict_array(nets, task, np.stack([raw[i] for i in idx]), batch_size=batch_size)
             for shape, idx in groups.items()
         }
         first = next(iter(parts.values()))
@@ -108,7 +134,7 @@ def predict_array(
     outputs = []
     for start in range(0, len(raw), batch_size):
         x = torch.from_numpy(task.preprocess(raw[start : start + batch_size]))
-        outputs.append(task.postprocess(model(x)).numpy())
+        outputs.append(mean_output(task, nets, x).numpy())
     return np.concatenate(outputs) if outputs else np.empty((0,))
 
 
@@ -160,8 +186,17 @@ class Run:
                 nets.append(self.model(name))
         return nets
 
+    def predictor(self, which: str = "cnn") -> list[nn.Module]:
+        """What ``predict`` and ``export`` use: the ensemble whose mean prediction train and
+        evaluate score (a generative task's main network alone: the mean of samples is not a
+        sample)."""
+        if self.task.kind is TaskKind.GENERATION:
+            return [self.model(which)]
+        return self.members(which)
+
     def predict(self, raw: np.ndarray, which: str = "cnn") -> np.ndarray:
-        return predict_array(self.model(which), self.task, raw)
+        """The method's prediction for raw images: the mean of its ensemble's members'."""
+        return predict_array(self.predictor(which), self.task, raw)
 
 
 def load_run(path: str | Path) -> Run:
