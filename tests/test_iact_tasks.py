@@ -129,11 +129,89 @@ def test_preprocessing_in_numpy_and_torch_agree_and_add_the_coordinates(mapping)
     assert radius == pytest.approx(edge, rel=0.05)
 
 
+@pytest.mark.parametrize("name", ["taiga", "lst", "square"])
+def test_camera_symmetries_are_its_rotations_and_reflections(name):
+    camera = get_camera(name)
+    maps = camera.symmetries()
+    order = 6 if camera.pixel_shape == "hexagon" else 4
+    assert maps.shape == (2 * order, camera.n_pixels)
+    np.testing.assert_array_equal(maps[0], np.arange(camera.n_pixels))
+    for source in maps:  # each a one-to-one map of the pixels it reaches
+        found = source[source >= 0]
+        assert len(np.unique(found)) == len(found)
+    missing = (maps < 0).sum(axis=1).max()
+    assert missing == {"taiga": 1, "lst": 12, "square": 0}[name]
+    # the rotation by one step, applied `order` times, is the identity wherever it is defined
+    turn, index = maps[1], np.arange(camera.n_pixels)
+    for _ in range(order):
+        index = np.where(index >= 0, turn[np.maximum(index, 0)], -1)
+    kept = index >= 0
+    assert kept.mean() > 0.97
+    np.testing.assert_array_equal(index[kept], np.arange(camera.n_pixels)[kept])
+    # a pixel's source under the rotation sits at the same distance, one step of angle back
+    x, y = camera.x, camera.y
+    src = turn >= 0
+    centre = (
+        np.zeros(2)
+        if name == "square"
+        else np.array([camera.x[np.argmin(np.hypot(x, y))], camera.y[np.argmin(np.hypot(x, y))]])
+    )
+    r_to = np.hypot(x[src] - centre[0], y[src] - centre[1])
+    r_from = np.hypot(x[turn[src]] - centre[0], y[turn[src]] - centre[1])
+    np.testing.assert_allclose(r_to, r_from, atol=1e-9)
+    step = np.arctan2(y[src] - centre[1], x[src] - centre[0]) - np.arctan2(
+        y[turn[src]] - centre[1], x[turn[src]] - centre[0]
+    )
+    moved = r_to > 1e-9
+    np.testing.assert_allclose(np.cos(step[moved]), np.cos(2 * np.pi / order), atol=1e-9)
+    np.testing.assert_allclose(np.sin(step[moved]), np.sin(2 * np.pi / order), atol=1e-9)
+
+
+def test_turned_events_keep_their_hillas_parameters_and_the_coordinates_stay():
+    """The augmentation moves the event, not the sky: size, width, length, distance from the
+    centre and the time image are those of the original event, the coordinate channels
+    unchanged, every one of the 12 transforms drawn."""
+    task = get_task("iact-energy")
+    camera = task.camera
+    test = task.generate(16, np.random.default_rng(3))
+    x = torch.from_numpy(task.preprocess(test.x))
+    torch.manual_seed(0)
+    batch = x.repeat(30, 1, 1, 1)
+    turned = task.augment(batch)
+    np.testing.assert_array_equal(turned[:, 2:4].numpy(), batch[:, 2:4].numpy())
+    charge = camera.from_axial(turned[:, 4].numpy() * iact_tasks.CHARGE_SCALE)
+    original = np.tile(test.meta["charge"], (30, 1))
+    changed = ~np.all(np.isclose(charge, original, atol=1e-4), axis=1)
+    assert 0.8 < changed.mean() < 1.0  # the identity is one of 12
+    lone = (camera.symmetries() < 0).any(axis=0)  # pixels without a partner under some transform
+    masks = hillas.tailcuts_masks(camera, original)
+    clear = ~(masks & lone).any(axis=1)
+    assert clear.mean() > 0.9
+    for i in np.flatnonzero(clear)[:60]:
+        a = hillas.hillas_parameters(camera, original[i], masks[i])
+        b = hillas.hillas_parameters(camera, charge[i], hillas.tailcuts_clean(camera, charge[i]))
+        for key in ("size", "width", "length", "kurtosis"):
+            assert b[key] == pytest.approx(a[key], rel=1e-4), key
+        assert b["r"] == pytest.approx(a["r"], abs=0.05 * camera.pitch)
+    # the time channel moves with the charge: the charge-weighted mean time is kept
+    t0 = (batch[:, 1] * batch[:, 4]).sum(dim=(1, 2))
+    t1 = (turned[:, 1] * turned[:, 4]).sum(dim=(1, 2))
+    np.testing.assert_allclose(t1.numpy(), t0.numpy(), rtol=1e-3, atol=0.05)
+
+
+def test_the_bilinear_grid_and_augment_no_leave_events_as_they_are():
+    x = torch.randn(4, 5, 54, 54)
+    assert get_task("iact-energy", {"mapping": "bilinear"}).augment(x) is x
+    assert get_task("iact-energy", {"augment": "no"}).augment(x) is x
+
+
 def test_task_options_are_checked():
     with pytest.raises(astrocnn.errors.OptionError, match="camera must be one of"):
         get_task("iact-energy", {"camera": "hess"})
     with pytest.raises(astrocnn.errors.OptionError, match="mapping must be one of"):
         get_task("iact-energy", {"mapping": "nearest"})
+    with pytest.raises(astrocnn.errors.OptionError, match="augment must be yes or no"):
+        get_task("iact-energy", {"augment": "maybe"})
 
 
 def test_gamma_hadron_trains_from_the_generator_with_the_field_metrics(tmp_path):

@@ -24,7 +24,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import sparse
+from scipy import sparse, spatial
 from scipy.sparse import linalg as splinalg
 
 #: Axial offsets of the six neighbours of a hexagonal pixel, counter-clockwise from +x.
@@ -105,6 +105,36 @@ class Camera:
             [index[(q + dq, r + dr)] for dq, dr in steps if (q + dq, r + dr) in index]
             for q, r in self.lattice.tolist()
         ]
+
+    # ---- symmetries ---------------------------------------------------------------------------
+    def symmetries(self) -> np.ndarray:
+        """(G, n_pixels) the camera's rotations and reflections as pixel maps: row g holds, for
+        every pixel, the pixel whose value it takes under transform g (the identity first), -1
+        where that source lies outside the camera. Hexagonal cameras: the 12 elements of D6 about
+        the pixel nearest the optical axis; square ones: the 8 of D4 about the centre. The sky is
+        isotropic, so a transformed event is another event of the same energy and particle: the
+        map is exact wherever the camera is symmetric (all pixels for the square camera, all but
+        one for TAIGA, all but at most 12 edge pixels for LST)."""
+        xy = np.stack([self.x, self.y], axis=1)
+        if self.pixel_shape == "hexagon":
+            centre, order = xy[np.argmin(np.hypot(self.x, self.y))], 6
+        else:
+            centre, order = np.zeros(2), 4
+        local = xy - centre
+        tree = spatial.cKDTree(local)
+        maps = []
+        for mirror in (False, True):
+            for k in range(order):
+                angle = 2 * math.pi * k / order
+                c, s = math.cos(angle), math.sin(angle)
+                # the source of pixel p is T^-1 p: rotate back by the angle, then mirror (y -> -y)
+                u = c * local[:, 0] + s * local[:, 1]
+                v = -s * local[:, 0] + c * local[:, 1]
+                if mirror:
+                    v = -v
+                distance, source = tree.query(np.stack([u, v], axis=1))
+                maps.append(np.where(distance < 1e-3 * self.pitch, source, -1))
+        return np.asarray(maps, dtype=np.int64)
 
     # ---- axial (row-shift) addressing ---------------------------------------------------------
     @property

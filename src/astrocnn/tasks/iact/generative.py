@@ -172,7 +172,8 @@ class IactGenerate(_IactTask):
     def __init__(
         self, camera: str = "taiga", min_size: Any = MIN_SIZE, steps: Any = STEPS, replicas: Any = REPLICAS
     ):
-        super().__init__(camera, "axial", min_size, "no")
+        # no rotation of the training events: the target (a velocity image) would have to turn too
+        super().__init__(camera, "axial", min_size, "no", augment="no")
         for name, value in (("steps", steps), ("replicas", replicas)):
             try:
                 ok = int(value) >= 1 and float(value) == int(value)

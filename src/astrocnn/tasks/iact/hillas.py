@@ -30,7 +30,10 @@ def tailcuts_clean(
 ) -> np.ndarray:
     """Pixels kept by two-level cleaning: at least ``picture`` photoelectrons with at least
     ``min_neighbours`` neighbours of the same, and the pixels of at least ``boundary`` next to
-    one of those (ctapipe's ``tailcuts_clean`` with ``keep_isolated_pixels=False``)."""
+    one of those: ctapipe's ``tailcuts_clean`` with ``keep_isolated_pixels=False`` for
+    ``min_neighbours`` >= 1 (identical masks on every event of all three cameras:
+    ``benchmarks/check_iact_ctapipe.py``); with ``min_neighbours=0`` isolated picture pixels stay,
+    as with ctapipe's ``keep_isolated_pixels=True``."""
     image = np.asarray(image, dtype=float)
     return tailcuts_masks(camera, image[None], picture, boundary, min_neighbours)[0]
 

@@ -116,6 +116,21 @@ class Mapper:
         grid = np.degrees(np.arctan(np.stack(np.meshgrid(u, v)) / cam.focal_length))
         return np.where(self._weights > 0, grid, 0.0).astype(np.float32)
 
+    def symmetry_cells(self) -> np.ndarray | None:
+        """(G, H * W) the camera's rotations and reflections (:meth:`Camera.symmetries`) on the
+        axial grid: for every cell, the cell whose value it takes, ``H * W`` (an empty cell) where
+        none; None for the bilinear grid, on which a 60-degree rotation is no permutation."""
+        if self.mapping != "axial":
+            return None
+        rows, cols = self.camera._axial_index()
+        width = self.shape[1]
+        cell = rows * width + cols
+        maps = self.camera.symmetries()
+        out = np.full((len(maps), self.shape[0] * width), self.shape[0] * width, dtype=np.int64)
+        for g, source in enumerate(maps):
+            out[g, cell[source >= 0]] = cell[source[source >= 0]]
+        return out
+
     def to_camera(self, grid: np.ndarray) -> np.ndarray:
         if self.mapping == "axial":
             return self.camera.from_axial(grid)
@@ -175,17 +190,24 @@ class _IactTask(Task):
         "two channels on the network's square grid: photoelectrons per pixel, and the arrival "
         "time in ns relative to the image's charge-weighted mean"
     )
-    option_names = ("camera", "mapping", "min_size", "stream")
+    option_names = ("camera", "mapping", "min_size", "stream", "augment")
     chunk_size = 250
     #: which particles the task uses
     particles: ClassVar[tuple[int, ...]] = (sim.GAMMA, sim.PROTON)
 
     def __init__(
-        self, camera: str = "taiga", mapping: str = "axial", min_size: Any = MIN_SIZE, stream: str = "auto"
+        self,
+        camera: str = "taiga",
+        mapping: str = "axial",
+        min_size: Any = MIN_SIZE,
+        stream: str = "auto",
+        augment: str = "yes",
     ):
         if stream not in ("auto", "yes", "no"):
             raise OptionError(f"stream must be auto, yes or no, not {stream!r}")
-        self.stream = stream
+        if augment not in ("yes", "no"):
+            raise OptionError(f"augment must be yes or no, not {augment!r}")
+        self.stream, self.augments = stream, augment == "yes"
         if camera not in CAMERAS:
             raise OptionError(f"camera must be one of {', '.join(CAMERAS)}, not {camera!r}")
         try:
@@ -196,6 +218,7 @@ class _IactTask(Task):
         self.mapper = Mapper(self.camera, mapping)
         self.input_size = self.mapper.shape
         self._coordinates = self.mapper.coordinates()
+        self._symmetry_cells = self.mapper.symmetry_cells() if self.augments else None
         self.settings = sim.Settings()
 
     def options(self) -> dict[str, Any]:
@@ -204,6 +227,7 @@ class _IactTask(Task):
             "mapping": self.mapper.mapping,
             "min_size": self.min_size,
             "stream": self.stream,
+            "augment": "yes" if self.augments else "no",
         }
 
     def data_contract(self) -> str:
@@ -217,7 +241,8 @@ class _IactTask(Task):
             "(E^-2 for both; generate iact does the same by default)",
             "options  --task-option camera=taiga|lst|square (the file's camera must match), "
             "mapping=axial|bilinear, min_size=P.E., stream=auto|yes|no (read the training events "
-            f"from disk batch by batch; auto: when they would take over {STREAM_ABOVE_BYTES / 2**30:g} GiB)",
+            f"from disk batch by batch; auto: when they would take over {STREAM_ABOVE_BYTES / 2**30:g} GiB), "
+            "augment=yes|no (turn each training event by a random rotation or reflection of the camera)",
             f"example  astrocnn generate iact --camera {self.camera.name} --n 20000 --out showers.h5 && "
             f"astrocnn train {self.name} --data showers.h5",
         ])  # fmt: skip
@@ -355,6 +380,23 @@ class _IactTask(Task):
         if self.linear_charge:
             parts.append(x[:, :1] / CHARGE_SCALE)
         return torch.cat(parts, dim=1)
+
+    def augment(self, x: torch.Tensor) -> torch.Tensor:
+        """Each training event turned by one of the camera's rotations and reflections (drawn
+        per event): the sky is isotropic, so the turned event is one of the same particle and
+        energy. The event's channels move, the sky-coordinate channels stay with their cells.
+        12 transforms on a hexagonal camera, 8 on a square one; none on the bilinear grid."""
+        if self._symmetry_cells is None:
+            return x
+        cells = torch.from_numpy(self._symmetry_cells)
+        pick = cells[torch.randint(0, len(cells), (x.shape[0],))].to(x.device)
+        moving = [0, 1, 4] if self.linear_charge else [0, 1]
+        flat = x[:, moving].flatten(2)
+        flat = torch.cat([flat, flat.new_zeros(*flat.shape[:2], 1)], dim=2)
+        turned = torch.gather(flat, 2, pick[:, None, :].expand(-1, len(moving), -1))
+        out = x.clone()
+        out[:, moving] = turned.view(x.shape[0], len(moving), *x.shape[2:])
+        return out
 
     def describe_preprocessing(self) -> str:
         return (
