@@ -50,6 +50,10 @@ class EpochSums:
     def mean(self, total) -> torch.Tensor:
         return torch.as_tensor(total, dtype=torch.float32) / self.n
 
+    def finite(self) -> bool:
+        """Whether the loss sum is finite (on an accelerator, a sync: call it rarely)."""
+        return bool(torch.isfinite(torch.as_tensor(self.loss)))
+
 
 def plain_step_serves(trainer: L.Trainer) -> bool:
     """Whether a plain ``backward(); optimiser.step()`` is exactly Lightning's manual step: one
@@ -144,8 +148,8 @@ class TaskModule(L.LightningModule):
         else:  # on an accelerator, reading a value would stall it: sum on the device
             sums.add(loss.detach(), len(x), correct)
         if stage == "train" and self._log_this_step():
-            if not self.check_each_step and not torch.isfinite(sums.loss):
-                self._diverged(sums.loss.item(), "by")
+            if not self.check_each_step and not sums.finite():
+                self._diverged(float(sums.loss), "by")
             self._log_step_loss(loss, len(x))
         return loss
 
@@ -187,7 +191,7 @@ class TaskModule(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         sums = self._sums.get("train")
-        if sums is not None and not self.check_each_step and not torch.isfinite(torch.as_tensor(sums.loss)):
+        if sums is not None and not self.check_each_step and not sums.finite():
             self._diverged(float(sums.loss), "by")
         self._log_epoch("train")
 

@@ -6,8 +6,10 @@
   Markov chains. The estimator has no free parameter to tune: the crossing is chosen where the
   curves separate significantly on both sides (``analysis.pair_crossing``).
 - T: the energy per spin is the canonical ensemble's sufficient statistic for T (the Boltzmann
-  weight depends on a configuration only through it), so T read off the energy through a
-  monotone fit of T against E on the training split is the bound any estimator can reach.
+  weight depends on a configuration only through it), so the best estimator is a function of
+  E alone (the posterior mean of T given E); a monotone fit of T against E on the training split
+  approximates it (0.5 - 1.7 % above the exact posterior mean's RMSE on the default test sets,
+  docs/ising.md).
 """
 
 from __future__ import annotations

@@ -295,7 +295,8 @@ class IsingPhase(_IsingTask):
             None,
         ),
         "tc_binder_L*_L*": (
-            "where the Binder cumulants of these two lattice sizes cross (the pairs tc_estimate combines)",
+            "where the Binder cumulants of these two lattice sizes cross (tc_estimate is the crossing "
+            "of the smallest and largest lattice)",
             None,
         ),
         "tc_members": ("tc_estimate of each network of the ensemble", None),
