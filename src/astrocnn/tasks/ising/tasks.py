@@ -272,7 +272,8 @@ class IsingPhase(_IsingTask):
         "tc_uncertainty": (
             "standard error of tc_estimate: the test configurations' noise (bootstrap "
             "over whole Markov chains) and, for an ensemble, the spread between its "
-            "networks, in quadrature",
+            "networks, in quadrature; for one network NaN (the spread between training runs "
+            "is unknown, not zero), and so is tc_pull",
             False,
         ),
         "tc_uncertainty_statistical": (
