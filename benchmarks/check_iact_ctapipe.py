@@ -172,25 +172,30 @@ def difference(name: str, ours: np.ndarray, theirs: np.ndarray, kind: str) -> np
     return np.abs(delta)
 
 
-def compare(iact, camera, charge: np.ndarray, picture=7.0, boundary=3.5, min_neighbours=1) -> dict:
-    """Both sides on every image: the masks, and the parameters where the masks agree."""
-    geom = ctapipe_geometry(camera)
-    geom_sky = geom.transform_to(TelescopeFrame())
-    charge = np.asarray(charge, dtype=np.float64)
-    ours_masks = iact.hillas.tailcuts_masks(camera, charge, picture, boundary, min_neighbours)
-    theirs_masks = np.array(
+def ctapipe_masks(geom, charge: np.ndarray, picture, boundary, min_neighbours, keep_isolated) -> np.ndarray:
+    """(n_images, n_pixels) ctapipe's ``tailcuts_clean`` of every image."""
+    return np.array(
         [
             tailcuts_clean(
                 geom,
                 image,
                 picture_thresh=picture,
                 boundary_thresh=boundary,
-                keep_isolated_pixels=False,
+                keep_isolated_pixels=keep_isolated,
                 min_number_picture_neighbors=min_neighbours,
             )
             for image in charge
         ]
     )
+
+
+def compare(iact, camera, charge: np.ndarray, picture=7.0, boundary=3.5, min_neighbours=1) -> dict:
+    """Both sides on every image: the masks, and the parameters where the masks agree."""
+    geom = ctapipe_geometry(camera)
+    geom_sky = geom.transform_to(TelescopeFrame())
+    charge = np.asarray(charge, dtype=np.float64)
+    ours_masks = iact.hillas.tailcuts_masks(camera, charge, picture, boundary, min_neighbours)
+    theirs_masks = ctapipe_masks(geom, charge, picture, boundary, min_neighbours, keep_isolated=False)
     same = (ours_masks == theirs_masks).all(axis=1)
     names = [q[0] for q in QUANTITIES]
     ours, theirs, pixel_leakage = [], [], []
@@ -250,19 +255,7 @@ def cleaning_variants(iact, camera, charge: np.ndarray, picture=7.0, boundary=3.
     rows = []
     for ours_min, keep_isolated, theirs_min in ((1, False, 1), (0, False, 0), (0, True, 0), (2, False, 2)):
         ours = iact.hillas.tailcuts_masks(camera, charge, picture, boundary, ours_min)
-        theirs = np.array(
-            [
-                tailcuts_clean(
-                    geom,
-                    image,
-                    picture_thresh=picture,
-                    boundary_thresh=boundary,
-                    keep_isolated_pixels=keep_isolated,
-                    min_number_picture_neighbors=theirs_min,
-                )
-                for image in charge
-            ]
-        )
+        theirs = ctapipe_masks(geom, charge, picture, boundary, theirs_min, keep_isolated)
         label = (
             f"astrocnn min_neighbours={ours_min} vs ctapipe min_number_picture_neighbors={theirs_min}, "
             f"keep_isolated_pixels={keep_isolated}"
