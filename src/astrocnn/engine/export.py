@@ -28,7 +28,7 @@ from torch import nn
 
 from astrocnn.data.writers import atomic_output
 from astrocnn.engine.config import model_kwargs
-from astrocnn.engine.run import Run, RunError, as_members, predict_array
+from astrocnn.engine.run import Run, RunError, as_members, mean_output, predict_array
 from astrocnn.errors import AstroCNNError
 from astrocnn.models import create_model, get_model_spec
 from astrocnn.tasks import Task, TaskKind, get_task
@@ -74,7 +74,7 @@ class RawImageModel(nn.Module):
             logits = self.members[0](x)
             output = self.task.postprocess(logits)
             return (output, logits) if _classes(self.task) else output
-        output = torch.stack([self.task.postprocess(net(x)) for net in self.members]).mean(dim=0)
+        output = mean_output(self.task, list(self.members), x)
         if _classes(self.task):
             return output, torch.log(output.clamp_min(torch.finfo(output.dtype).tiny))
         return output
