@@ -103,8 +103,8 @@ def test_generate_command_writes_the_metadata(tmp_path):
     from astrocnn.cli import main
 
     out = tmp_path / "ising.h5"
-    assert main(["generate", "ising", "--sizes", "8,16", "--temperatures", "1.5:3.0:0.5", "--per-t", "20",
-                 "--out", str(out)]) == 0  # fmt: skip
+    assert main(["generate", "ising", "--sizes", "8,16", "--temperatures", "1.5:3.0:0.5", "--refine", "no",
+                 "--per-t", "20", "--out", str(out)]) == 0  # fmt: skip
     with h5py.File(out) as f:
         assert f.attrs["seed"] == 0 and list(f.attrs["sizes"]) == [8, 16]
         g = f["L16"]

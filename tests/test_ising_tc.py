@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import h5py
 import numpy as np
 import pytest
 import torch
@@ -31,27 +32,72 @@ def planted_order_parameter(rng, tc: float, sizes, temps, n: int):
     return phi, t, size
 
 
-def test_binder_crossing_recovers_a_planted_transition_over_many_data_sets():
-    """Over 20 independent data sets with the noisy disordered tail that fooled the former
-    estimator (a fixed window reaching into the disordered phase, the median of every sign
-    change): never a false crossing far from the truth, errors that cover it. On this model at
-    100 samples per cell the estimator is biased low by 0.0046 +- 0.0004 (measured over 150 data
-    sets: the noise of the cumulant ratio and the parabola), 0.2 %, well inside the 0.5 % goal;
-    the former estimator's RMS error here was 0.12."""
-    tc, sizes = 2.269185, np.array([8, 16, 32])
-    temps = np.round(np.arange(1.0, 3.5, 0.05), 4)
+def planted_scan(rng, tc: float, sizes, n: int, refine=(0.16, 0.02)):
+    """A planted data set measured as ``ising-phase`` measures: a coarse scan over 1.0 ... 3.5 in
+    steps of 0.1, then the finer points that ``analysis.refinement`` asks for."""
+    coarse = np.round(np.arange(1.0, 3.5001, 0.1), 6)
+    phi, t, size = planted_order_parameter(rng, tc, sizes, coarse, n)
+    if refine is not None:
+        _, extra = analysis.refinement(phi, t, size, None, *refine, bootstrap=30)
+        more = planted_order_parameter(rng, tc, sizes, extra, n)
+        phi, t, size = (np.concatenate([a, b]) for a, b in zip((phi, t, size), more, strict=True))
+    return phi, t, size
+
+
+@pytest.mark.parametrize("tc", [1.9, 2.269185, 2.62, 3.0])
+def test_binder_crossing_recovers_a_planted_transition_anywhere(tc):
+    """Over 20 independent data sets per planted T_c, on the grid and between its points, the
+    fine points placed by the coarse scan alone (never by the answer): never a false crossing,
+    no bias beyond 0.006 (0.26 % at the Ising T_c; measured over 40 sets: at most 0.0024), and
+    errors that cover the truth (measured RMS pull 1.00 - 1.16). The noisy disordered tail and the
+    saturated ordered phase, which both fooled earlier estimators, are in every set."""
+    sizes = np.array([8, 16, 32])
     estimates, errors = [], []
     for seed in range(20):
-        phi, t, size = planted_order_parameter(np.random.default_rng(seed), tc, sizes, temps, 100)
+        rng = np.random.default_rng(seed)
+        phi, t, size = planted_scan(rng, tc, sizes, 100)
         e = analysis.tc_from_cumulants(phi, t, size, bootstrap=60, seed=seed)
         estimates.append(e.estimate)
         errors.append(e.uncertainty)
+        assert e.grid_step == pytest.approx(0.02)  # the crossing lies among the fine points
     estimates, errors = np.array(estimates), np.array(errors)
     pulls = (estimates - tc) / errors
-    assert np.all(np.abs(estimates - tc) < 0.05)  # no false crossing out in the tails
-    assert np.sqrt(np.mean((estimates - tc) ** 2)) < 0.02
-    assert abs(np.mean(estimates - tc)) < 0.01
-    assert 0.4 < np.sqrt(np.mean(pulls**2)) < 2.0  # the uncertainty is honest, neither tiny nor huge
+    assert np.all(np.abs(estimates - tc) < 0.03)  # no false crossing out in the tails
+    assert np.sqrt(np.mean((estimates - tc) ** 2)) < 0.012
+    assert abs(np.mean(estimates - tc)) < 0.006
+    assert 0.6 < np.sqrt(np.mean(pulls**2)) < 1.6  # the uncertainty is honest, neither tiny nor huge
+
+
+def test_the_coarse_scan_alone_is_biased_and_says_so():
+    """Without the refinement, points 0.1 apart for L = 32 (3.2 / L) put the crossing low by
+    several of its own errors, as the Ising data sets did (1.7 % low on the uniform 0.1 grid):
+    the estimator warns that the grid is too coarse there."""
+    sizes = np.array([8, 16, 32])
+    estimates, errors = [], []
+    for seed in range(8):
+        phi, t, size = planted_scan(np.random.default_rng(seed), 2.269185, sizes, 100, refine=None)
+        with pytest.warns(UserWarning, match="coarse for L = 32"):
+            e = analysis.tc_from_cumulants(phi, t, size, bootstrap=30, seed=seed)
+        estimates.append(e.estimate)
+        errors.append(e.uncertainty)
+    assert np.mean(estimates) < 2.269185 - 3 * np.mean(errors)
+
+
+def test_the_refinement_is_placed_by_the_scan_not_by_the_known_tc():
+    """The fine points sit around the coarse scan's own crossing, wherever the planted transition
+    is; a scan with no transition in it asks for none."""
+    sizes = np.array([8, 16, 32])
+    for tc in (1.6, 2.269185, 3.1):
+        rng = np.random.default_rng(0)
+        phi, t, size = planted_order_parameter(rng, tc, sizes, np.round(np.arange(1.0, 3.5001, 0.1), 6), 100)
+        centre, extra = analysis.refinement(phi, t, size, None, 0.16, 0.02)
+        assert abs(centre - tc) < 0.1
+        assert extra.min() <= tc <= extra.max()
+        assert not np.isin(extra, np.round(np.unique(t), 6)).any()  # only what the scan lacks
+        assert np.allclose(np.round(extra / 0.02), extra / 0.02)
+    noise = np.random.default_rng(1).normal(size=len(t))
+    _, none = analysis.refinement(noise, t, size, None, 0.16, 0.02)
+    assert none.size == 0
 
 
 def test_the_estimate_is_the_crossing_of_the_smallest_and_largest_lattice():
@@ -234,6 +280,9 @@ def test_ising_phase_trains_on_a_generated_file_with_an_ensemble(tmp_path):
     code = main(["generate", "ising", "--sizes", "8,16", "--temperatures", "1.0:3.5:0.25", "--per-t", "40",
                  "--out", str(data)])  # fmt: skip
     assert code == 0
+    with h5py.File(data) as f:  # the coarse scan, and finer points around its own crossing
+        temps = np.unique(f["L16/T"][()])
+    assert len(temps) > 11 and np.isclose(np.diff(temps), 0.02).sum() >= 10
     run = astrocnn.train(
         "ising-phase", data=str(data), out=str(tmp_path / "run"), epochs=1, ensemble=2,
         task_options={"sizes": "8,16"}, progress_bar=False,
@@ -244,7 +293,10 @@ def test_ising_phase_trains_on_a_generated_file_with_an_ensemble(tmp_path):
     assert run.config.task_options["sizes"] == [8, 16]
     # evaluate reproduces the ensemble's numbers from the saved networks
     again = astrocnn.evaluate(run)["results"]["cnn"]
-    assert again["tc_members"] == pytest.approx(results["cnn"]["tc_members"], nan_ok=True)
+    as_float = lambda values: np.array([np.nan if v is None else v for v in values], dtype=float)  # noqa: E731
+    np.testing.assert_allclose(
+        as_float(again["tc_members"]), as_float(results["cnn"]["tc_members"]), equal_nan=True
+    )
 
 
 def test_a_file_without_the_asked_size_is_refused(tmp_path):

@@ -399,6 +399,13 @@ def generate_group() -> None:
 @click.option(
     "--per-t", default=500, show_default=True, type=click.IntRange(min=1), help="Configurations per (L, T)."
 )
+@click.option(
+    "--refine",
+    default="0.16:0.02",
+    show_default=True,
+    help="HALF_WIDTH:STEP: add temperatures STEP apart within HALF_WIDTH of where this scan's "
+    "magnetisation cumulants cross (what ising-phase's T_c estimate needs), or no.",
+)
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option(
     "--workers",
@@ -406,19 +413,23 @@ def generate_group() -> None:
     help="Threads, one (L, T) pair each (same data for any count).  [default: every core]",
 )
 @click.option("--out", required=True, type=click.Path(), help="HDF5 file to write.")
-def generate_ising(sizes: str, temperatures: str, per_t: int, seed: int, workers, out: str) -> None:
+def generate_ising(
+    sizes: str, temperatures: str, per_t: int, refine: str, seed: int, workers, out: str
+) -> None:
     """Equilibrium configurations of the 2-D Ising model (Metropolis away from T_c, Wolff near it)."""
     from rich.progress import Progress
 
     from astrocnn.data.writers import write_hdf5
     from astrocnn.engine.splits import available_cores
+    from astrocnn.tasks.ising import analysis
     from astrocnn.tasks.ising import simulation as ising
 
     try:
         lattice_sizes = [int(v) for v in sizes.split(",")]
         temps = ising.parse_temperatures(temperatures)
+        zoom = analysis.parse_refine(refine)
     except ValueError as error:
-        raise OptionError(f"--sizes/--temperatures: {error}") from None
+        raise OptionError(f"--sizes/--temperatures/--refine: {error}") from None
     if any(not 8 <= L <= 128 for L in lattice_sizes):
         raise OptionError(f"--sizes must be between 8 and 128, got {sizes}")
     with Progress(transient=True) as progress:
@@ -427,20 +438,24 @@ def generate_ising(sizes: str, temperatures: str, per_t: int, seed: int, workers
         def step(size: int, t: float) -> None:
             progress.update(bar, advance=1, description=f"L={size} T={t:.3f}")
 
-        data = ising.generate(
-            lattice_sizes, temps, per_t, seed, progress=step, workers=workers or available_cores()
-        )
+        def more(extra) -> None:
+            progress.update(bar, total=len(lattice_sizes) * (len(temps) + len(extra)))
+
+        data = ising.generate_refined(
+            lattice_sizes, temps, per_t, seed, zoom, progress=step, workers=workers or available_cores(),
+            on_refine=more,
+        )  # fmt: skip
     attrs = {
         "seed": seed,
         "sizes": lattice_sizes,
         "per_t": per_t,
+        "refine": refine,
         "generator": "astrocnn.tasks.ising.simulation",
         "J": 1.0,
     }
     write_hdf5(out, ising.to_hdf5_datasets(data), attrs)
-    click.echo(
-        f"wrote {out}: {len(lattice_sizes)} sizes x {len(temps)} temperatures x {per_t} configurations"
-    )
+    n_temps = len(next(iter(data.values())))
+    click.echo(f"wrote {out}: {len(lattice_sizes)} sizes x {n_temps} temperatures x {per_t} configurations")
 
 
 @generate_group.command("sky")

@@ -266,6 +266,43 @@ def generate(
     return result
 
 
+def generate_refined(
+    sizes: Sequence[int],
+    temperatures: Sequence[float],
+    per_t: int,
+    seed: int,
+    refine: tuple[float, float] | None,
+    progress: Callable[[int, float], None] | None = None,
+    workers: int = 1,
+    on_refine: Callable[[np.ndarray], None] | None = None,
+) -> dict[int, list[IsingSamples]]:
+    """:func:`generate` on ``temperatures``, then, for ``refine = (half_width, step)``, on the
+    finer grid around the crossing that this first scan shows (``analysis.refinement``: the
+    magnetisation's Binder cumulants, never the known T_c). ``on_refine`` is told the added
+    temperatures before they are simulated. Each pair keeps its own random stream, so the first
+    scan's samples are those :func:`generate` gives alone."""
+    from astrocnn.tasks.ising import analysis
+
+    data = generate(sizes, temperatures, per_t, seed, progress=progress, workers=workers)
+    if refine is None:
+        return data
+    groups = to_hdf5_datasets(data)
+    keys = [f"L{int(size)}" for size in sizes]
+    _, extra = analysis.refinement(
+        np.concatenate([groups[f"{g}/magnetisation"] for g in keys]),
+        np.concatenate([groups[f"{g}/T"] for g in keys]),
+        np.concatenate([np.full(len(groups[f"{g}/T"]), int(g[1:])) for g in keys]),
+        np.concatenate([groups[f"{g}/chain"] for g in keys]),
+        *refine,
+    )
+    if extra.size == 0:
+        return data
+    if on_refine is not None:
+        on_refine(extra)
+    more = generate(sizes, extra, per_t, seed, progress=progress, workers=workers)
+    return {size: sorted(data[size] + more[size], key=lambda s: s.temperature) for size in data}
+
+
 def numpy_checkerboard_sweep(spins: np.ndarray, beta: float, rng: np.random.Generator) -> None:
     """A straightforward vectorised NumPy Metropolis sweep (the reference the kernels are
     benchmarked and checked against): each colour at once, neighbours by np.roll."""

@@ -11,7 +11,8 @@ baseline inverts the energy per spin, the canonical ensemble's sufficient statis
 
 Task options (``--task-option KEY=VALUE`` or ``task_options`` in the YAML): ``sizes`` (lattice
 sizes, e.g. ``16,32,64``) and ``temperatures`` (the test grid, ``START:STOP:STEP`` or a comma
-list; several ranges joined with ``+``).
+list; several ranges joined with ``+``); for ``ising-phase`` also ``refine`` (``HALF_WIDTH:STEP``
+or ``no``: the test grid is refined around the crossing that a first, coarse scan shows).
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ from astrocnn.tasks.ising import simulation as ising
 from astrocnn.tasks.registry import register_task
 
 SIZES = (16, 32, 64)
-#: The test grid: the whole range, and finer steps where the cumulants of the sizes separate.
-TEMPERATURES = "1.0:3.5:0.1+2.1:2.44:0.02"
+#: ising-phase's coarse test grid: the whole range; ``refine`` adds finer steps where this scan's
+#: cumulants cross (analysis.refinement), never placed by the known T_c.
+TEMPERATURES = "1.0:3.5:0.1"
 ORDERED_BELOW, DISORDERED_ABOVE = 2.0, 2.5
 ORDERED = 1  # class index of the ordered phase
 #: Fractions of each (L, T) cell of a file from ``astrocnn generate ising`` for training and validation.
@@ -85,7 +87,7 @@ class _IsingTask(Task):
     #: the same energy, so ``astrocnn compare`` shifts lattices cyclically.
     periodic = True
 
-    def __init__(self, sizes: Any = SIZES, temperatures: Any = TEMPERATURES):
+    def __init__(self, sizes: Any = SIZES, temperatures: Any = "1.0:3.5:0.05"):
         self.sizes = parse_sizes(sizes)
         self.grid_text = ",".join(map(str, temperatures)) if isinstance(temperatures, list) else temperatures
         self.grid = parse_grid(self.grid_text)
@@ -106,7 +108,9 @@ class _IsingTask(Task):
             "L<L>/chain (Markov chain ids: splits keep whole chains together)",
             f"labels   {self.label_contract}",
             f"options  --task-option sizes={sizes} picks the lattice sizes; temperatures={self.grid_text} "
-            "sets the generated test grid",
+            "sets the generated test grid"
+            + (f"; refine={self.refine_text} refines it around its own Binder crossing (or no)"
+               if hasattr(self, "refine_text") else ""),
             f"example  astrocnn generate ising --sizes {sizes} --out ising.h5 && "
             f"astrocnn train {self.name} --data ising.h5 --task-option sizes={sizes}",
         ])  # fmt: skip
@@ -123,10 +127,19 @@ class _IsingTask(Task):
 
     def generate(self, n: int, rng: np.random.Generator, split: str = "test", workers: int = 1) -> ArraySplit:
         """``n`` configurations per (L, T), the pairs shared out to ``workers`` threads."""
-        data = ising.generate(
-            self.sizes, self.temperatures(split), n, seed=int(rng.integers(2**62)), workers=workers
+        data = ising.generate_refined(
+            self.sizes,
+            self.temperatures(split),
+            n,
+            seed=int(rng.integers(2**62)),
+            refine=self.refinement(split),
+            workers=workers,
         )
         return self._split(ising.to_hdf5_datasets(data))
+
+    def refinement(self, split: str) -> tuple[float, float] | None:
+        """How the generated ``split``'s grid is refined around its own crossing (None: not)."""
+        return None
 
     def _split(self, groups: dict[str, np.ndarray], select=None) -> ArraySplit:
         """An ArraySplit from ``to_hdf5_datasets``-shaped arrays (``select[L]``: indices to keep)."""
@@ -337,10 +350,25 @@ class IsingPhase(_IsingTask):
         },
     )
 
+    option_names = ("sizes", "temperatures", "refine")
+
+    def __init__(self, sizes: Any = SIZES, temperatures: Any = TEMPERATURES, refine: Any = analysis.REFINE):
+        super().__init__(sizes, temperatures)
+        self.refine_text = str(refine)
+        self.refine = analysis.parse_refine(self.refine_text)
+
+    def options(self) -> dict[str, Any]:
+        return {**super().options(), "refine": self.refine_text}
+
     def temperatures(self, split: str) -> np.ndarray:
         if split == "test":
             return self.grid
         return self.grid[(self.grid < ORDERED_BELOW) | (self.grid > DISORDERED_ABOVE)]
+
+    def refinement(self, split: str) -> tuple[float, float] | None:
+        """The test grid zooms in where the coarse scan's magnetisation cumulants cross; the
+        training ranges need no zoom."""
+        return self.refine if split == "test" else None
 
     def _training_range(self, split: ArraySplit) -> ArraySplit:
         t = split.meta["temperature"]
