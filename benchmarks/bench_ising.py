@@ -403,8 +403,9 @@ def temperature_section(seeds: int, tmp: Path) -> str:
         f"configurations per (L, T); {config.epochs if config else '?'} epochs; ensembles of "
         f"{config.ensemble if config else '?'} networks (seeds S, S + 1, ...), scored on the mean of "
         "their predictions, each network alone beside it. Each seed draws its own "
-        "Monte-Carlo data, so the baseline differs between seeds. Baseline: T from the energy per spin "
-        "(isotonic fit on the training split). Time: the whole run, Monte Carlo and the fully "
+        "Monte-Carlo data, so the baseline differs between seeds. Baseline: the exact posterior mean "
+        "of T given the energy per spin (Kaufman's partition function; the training split's "
+        "temperatures as the prior), the bound. Time: the whole run, Monte Carlo and the fully "
         "connected network included.\n\n"
         + "\n".join(rows)
         + f"\n\nCNN / baseline over the {seeds} seeds: mean {statistics.fmean(ratios):.3f}, standard "

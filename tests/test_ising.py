@@ -73,6 +73,63 @@ def test_exact_values_at_known_points():
     assert float(ising.yang_magnetisation(1e-3)) == pytest.approx(1.0)
 
 
+def enumerated_log_z(size: int, temperature: float) -> float:
+    n = size * size
+    codes = np.arange(2**n, dtype=np.int64)
+    spins = (((codes[:, None] >> np.arange(n)) & 1) * 2 - 1).reshape(-1, size, size)
+    energy = -(spins * (np.roll(spins, 1, axis=1) + np.roll(spins, 1, axis=2))).sum(axis=(1, 2))
+    top = (-energy / temperature).max()
+    return float(top + np.log(np.exp(-energy / temperature - top).sum()))
+
+
+@pytest.mark.parametrize("size", [2, 3, 4])
+def test_kaufman_partition_function_equals_enumeration(size):
+    """Kaufman's exact ln Z against the sum over all 2^(L^2) states, below, at and above T_c."""
+    temps = np.array([0.5, 1.5, ising.TC, 3.0, 10.0])
+    exact = [enumerated_log_z(size, t) for t in temps]
+    assert ising.log_partition_function(size, temps) == pytest.approx(exact, rel=1e-12, abs=1e-12)
+
+
+def test_kaufman_partition_function_gives_onsagers_energy_for_a_large_lattice():
+    """<E> / N = T^2 d ln Z / dT / N tends to Onsager's energy; at L = 128, within 1e-4 away from
+    T_c (finite-size corrections are exponentially small there)."""
+    size, h = 128, 1e-4
+    for t in (1.8, 3.0):
+        d_log_z = (ising.log_partition_function(size, t + h) - ising.log_partition_function(size, t - h)) / (
+            2 * h
+        )
+        assert t * t * d_log_z / size**2 == pytest.approx(float(ising.onsager_energy(t)), abs=1e-4)
+
+
+def test_energy_baseline_is_the_exact_posterior_mean():
+    """On a 4 x 4 lattice the posterior mean of T given E, over a grid with a uniform prior, from
+    the enumerated density of states, equals the baseline's; and no function of E does better on
+    exactly drawn samples (the posterior mean minimises the mean squared error)."""
+    from astrocnn.tasks.base import ArraySplit
+    from astrocnn.tasks.ising import baseline
+
+    size, temps = 4, np.array([1.0, 1.5, 2.0, 2.5, 3.0, 3.5])
+    n = size * size
+    codes = np.arange(2**n, dtype=np.int64)
+    spins = (((codes[:, None] >> np.arange(n)) & 1) * 2 - 1).reshape(-1, size, size)
+    energy = -(spins * (np.roll(spins, 1, axis=1) + np.roll(spins, 1, axis=2))).sum(axis=(1, 2))
+    levels, degeneracy = np.unique(energy, return_counts=True)
+    # exact posterior mean per energy level: sum_k T_k g(E) exp(-E/T_k) / Z(T_k), normalised
+    weights = (
+        degeneracy[:, None]
+        * np.exp(-levels[:, None] / temps[None, :])
+        / np.array([np.sum(degeneracy * np.exp(-levels / t)) for t in temps])
+    )
+    posterior = (weights @ temps) / weights.sum(axis=1)
+    train_t = np.repeat(temps, 3)
+    train = ArraySplit(
+        [None] * len(train_t), train_t, {"temperature": train_t, "size": np.full(len(train_t), 4)}
+    )
+    test = ArraySplit([None] * len(levels), levels, {"energy": levels / n, "size": np.full(len(levels), 4)})
+    got = baseline.temperature_from_energy(train, test, [4])[:, 0]
+    assert got == pytest.approx(posterior, rel=1e-6)
+
+
 def test_thermalisation_and_spacing_come_from_the_measured_tau():
     s = ising.sample(32, 2.6, 64, np.random.default_rng(5))
     assert s.thermalisation >= 20 * s.tau
