@@ -350,6 +350,10 @@ def phase_section(seeds: int, tmp: Path) -> str:
     goal = ", ".join(f"{label} {met[method]}/{seeds}" for method, label in PHASE_METHODS)
     sizes = ", ".join(map(str, config.task_options["sizes"])) if config else "?"
     grid = config.task_options["temperatures"] if config else "?"
+    refine = config.task_options.get("refine", "no") if config else "?"
+    if refine not in ("no", "?"):
+        half, step = refine.split(":")
+        grid = f"{grid}, refined in steps of {step} within {half} of the crossing this coarse scan shows"
     return (
         f"{H_PHASE}, {seeds} seeds\n\n"
         f"{_provenance()} `astrocnn train ising-phase --seed S` with the defaults, S = 0 to {seeds - 1} "
