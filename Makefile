@@ -33,6 +33,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_models.py --out docs/benchmarks.md
+	$(BIN)/python benchmarks/bench_peers.py --out docs/benchmarks.md
 	$(BIN)/python benchmarks/bench_engine.py --out docs/benchmarks.md
 	$(BIN)/python benchmarks/bench_generators.py --out docs/benchmarks.md
 	$(BIN)/python benchmarks/bench_ising.py --out docs/benchmarks.md
