@@ -29,7 +29,6 @@ import os
 import statistics
 import tempfile
 import time
-import types
 from collections.abc import Callable
 from pathlib import Path
 
@@ -44,7 +43,7 @@ from astrocnn import create_model
 from astrocnn.layers.blocks import scaled
 from report import write_section
 
-INPLACE = "astrocnn, in-place ReLU and add"
+BEFORE = "astrocnn before: ReLU and shortcut add out of place"
 #: Operator groups of the profile, by a piece of the operator's name (first match wins).
 OP_GROUPS = [
     ("convolution", ("conv",)),
@@ -148,26 +147,19 @@ class PlainResNet18(nn.Module):
         return self.fc(self.features(x).flatten(2).mean(2))
 
 
-def _inplace_residual_forward(self, x: torch.Tensor) -> torch.Tensor:
-    """``ResidualBlock.forward`` of the post-activation block with the shortcut added in place."""
-    y = self.branch(x)
-    y += x if self.shortcut is None else self.shortcut(x)
-    return self.post_act(y)
-
-
-def inplace_variant(model: nn.Module) -> nn.Module:
-    """A copy of an astrocnn post-activation ResNet with in-place ReLUs and the shortcut added in
-    place, as the plain and MONAI networks do: the same function, fewer tensors allocated."""
+def out_of_place_variant(model: nn.Module) -> nn.Module:
+    """A copy of an astrocnn ResNet as it was before its ReLUs and its shortcut add became in
+    place (``layers.blocks.inplace_activation``, ``ResidualBlock.inplace_add``): the same
+    function, a fresh tensor for every ReLU and every shortcut sum. The before of the change's
+    before/after ratio, measured in the same run."""
     from astrocnn.models.resnet import ResidualBlock
 
     model = copy.deepcopy(model)
     for module in model.modules():
         if isinstance(module, nn.ReLU):
-            module.inplace = True
+            module.inplace = False
         if isinstance(module, ResidualBlock):
-            if module.pre_act is not None or module.post_act is None:
-                raise ValueError("only the post-activation block adds its shortcut in place")
-            module.forward = types.MethodType(_inplace_residual_forward, module)
+            module.inplace_add = False
     return model
 
 
@@ -312,7 +304,7 @@ def peer_table(args) -> tuple[str, dict]:
         x = torch.randn(batch, 1, *size)
         y = torch.randint(0, 2, (batch,))
         models = networks(sd, DEFAULT_OPTIONS)
-        models[INPLACE] = inplace_variant(models["astrocnn"])
+        models[BEFORE] = out_of_place_variant(models["astrocnn"])
         counts = {name: params(m) for name, m in models.items()}
         print(f"{label}: parameters {counts}", flush=True)
         if len(set(counts.values())) != 1:
@@ -342,7 +334,7 @@ def peer_table(args) -> tuple[str, dict]:
         if label == "2-D":
             blocks.append(
                 profile_text(
-                    {k: steps[f"{k} train"] for k in ("astrocnn", INPLACE, "plain PyTorch")},
+                    {k: steps[f"{k} train"] for k in ("astrocnn", BEFORE, "plain PyTorch")},
                     max(2, args.rounds // 2),
                     f"the {label} training step",
                 )
@@ -367,9 +359,10 @@ def peer_table(args) -> tuple[str, dict]:
         "written in the benchmark (in-place ReLUs, `out += shortcut`). Same parameter count, same "
         "batch, same threads; one hand-written loop for all (forward, cross-entropy, backward, "
         "SGD with momentum, no Lightning), then inference in eval mode. Median of interleaved "
-        "rounds; in brackets: astrocnn's throughput over the row's (1.0: as fast). The last row is "
-        "not astrocnn's network as it stands but a copy of it with in-place ReLUs and the shortcut "
-        "added in place, as the two peers write it (same function).\n\n" + "\n\n".join(blocks)
+        "rounds; in brackets: astrocnn's throughput over the row's (1.0: as fast). astrocnn's ReLUs "
+        "and shortcut add are computed in place, as the two peers write them; the last row is a "
+        "copy of astrocnn's network with both out of place, as it was before that change (same "
+        "function): its bracket is the change's before/after ratio.\n\n" + "\n\n".join(blocks)
     )
     return body, default
 

@@ -1,6 +1,6 @@
 """The helpers of benchmarks/bench_peers.py: MONAI's ResNet and the plain ResNet-18 configured as
 astrocnn's resnet18 are the same network (parameters, and with the same weights the same output);
-the in-place and batch-norm-folded copies compute what the original does; the FLOP counter
+the out-of-place and batch-norm-folded copies compute what the original does; the FLOP counter
 wrapper counts forward and backward. No timing is asserted."""
 
 import importlib.util
@@ -63,31 +63,27 @@ def test_peers_are_the_same_network(bench, spatial_dims, options):
             torch.testing.assert_close(peer.eval()(x), ours(x), rtol=1e-4, atol=1e-5)
 
 
-def test_inplace_variant_and_folded_copy_compute_the_same(bench):
+def test_out_of_place_variant_and_folded_copy_compute_the_same(bench):
     ours = _astrocnn(2, {"small_input": True, "width": 0.25})
     x = torch.randn(4, 1, 16, 16)
     ours.train()
     ours(x)  # running statistics other than the initial ones, for the folding
     ours.eval()
-    inplace = bench.inplace_variant(ours).eval()
+    before = bench.out_of_place_variant(ours).eval()
+    assert not any(getattr(m, "inplace", False) for m in before.modules())
     folded = bench.fold_batch_norm(ours)
     assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
     with torch.no_grad():
         expected = ours(x)
-        torch.testing.assert_close(inplace(x), expected)
+        torch.testing.assert_close(before(x), expected)
         torch.testing.assert_close(folded(x), expected, rtol=1e-4, atol=1e-5)
-    # training: the in-place copy gives the same gradients
+    # training: astrocnn's in-place network gives the gradients of the out-of-place copy
     ours.train()
-    inplace.train()
+    before.train()
     ours(x).square().sum().backward()
-    inplace(x).square().sum().backward()
-    for a, b in zip(ours.parameters(), inplace.parameters(), strict=True):
+    before(x).square().sum().backward()
+    for a, b in zip(ours.parameters(), before.parameters(), strict=True):
         torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-5)
-
-
-def test_inplace_variant_refuses_pre_activation(bench):
-    with pytest.raises(ValueError, match="post-activation"):
-        bench.inplace_variant(create_model("preact_resnet18", in_channels=1, num_outputs=2, width=0.125))
 
 
 def test_step_flops_counts_forward_and_backward(bench):

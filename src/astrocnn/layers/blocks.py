@@ -15,6 +15,15 @@ from astrocnn.layers.shapes import Size, module_output_size
 Activation = Callable[[], nn.Module]
 
 
+def inplace_activation(act: Activation) -> nn.Module:
+    """``act()``, computed in place where that is safe: a ReLU whose input is the fresh output of
+    a convolution or a normalisation (neither needs its output for the backward pass, and ReLU's
+    backward reads only its own result). Saves a tensor's worth of memory traffic per layer: with
+    the in-place residual add, 1.1x faster inference for the default resnet18 on the CPU
+    (docs/benchmarks.md). Other activations are left as they are."""
+    return nn.ReLU(inplace=True) if act is nn.ReLU else act()
+
+
 class ConvNormAct(nn.Sequential):
     """Convolution, then normalisation (optional), then activation (optional).
 
@@ -51,7 +60,7 @@ class ConvNormAct(nn.Sequential):
         if norm_module is not None:
             layers["norm"] = norm_module
         if act is not None:
-            layers["act"] = act()
+            layers["act"] = inplace_activation(act)
         super().__init__(layers)
 
 

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from astrocnn.layers import dims
-from astrocnn.layers.blocks import Activation, ConvNormAct, scaled
+from astrocnn.layers.blocks import Activation, ConvNormAct, inplace_activation, scaled
 from astrocnn.layers.dims import Norm
 from astrocnn.layers.shapes import Size, module_output_size
 from astrocnn.models.base import Network
@@ -25,7 +25,10 @@ class ResidualBlock(nn.Module):
     """y = F(h) + shortcut, with h = x (post-activation) or h = act(norm(x)) (pre-activation).
 
     In the pre-activation form the projection shortcut, where there is one, also reads h; the
-    identity shortcut always carries x itself."""
+    identity shortcut always carries x itself. ``inplace_add`` adds the shortcut into the
+    branch's output in place, which is safe when the branch ends in a convolution or a
+    normalisation (their backward passes do not read their outputs), as :func:`residual_block`'s
+    do; autograd refuses it otherwise rather than computing wrong gradients."""
 
     def __init__(
         self,
@@ -34,17 +37,20 @@ class ResidualBlock(nn.Module):
         *,
         pre_act: nn.Module | None = None,
         post_act: nn.Module | None = None,
+        inplace_add: bool = False,
     ):
         super().__init__()
         self.pre_act = pre_act
         self.branch = branch
         self.shortcut = shortcut
         self.post_act = post_act
+        self.inplace_add = inplace_add
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, *S) -> (B, C', *S')
         h = x if self.pre_act is None else self.pre_act(x)
         skip = x if self.shortcut is None else self.shortcut(h)
-        y = self.branch(h) + skip
+        y = self.branch(h)
+        y = y.add_(skip) if self.inplace_add else y + skip
         return y if self.post_act is None else self.post_act(y)
 
     def output_size(self, size: Size) -> Size:
@@ -117,7 +123,9 @@ def residual_block(
         nn.Sequential(*layers),
         shortcut,
         pre_act=_norm_act(spatial_dims, in_channels, norm, act) if preact else None,
-        post_act=None if preact else act(),
+        # not pre_act: without a norm its activation would act on x, which the shortcut carries
+        post_act=None if preact else inplace_activation(act),
+        inplace_add=True,
     )
 
 

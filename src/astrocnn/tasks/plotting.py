@@ -288,7 +288,9 @@ def convolution_outputs(model, x, layers: int = 2) -> list[np.ndarray]:
     convs = [m for m in model.modules() if isinstance(m, torch.nn.modules.conv._ConvNd)][:layers]
     outputs: list[np.ndarray] = []
     hooks = [
-        m.register_forward_hook(lambda _m, _i, out: outputs.append(out[0].detach().numpy())) for m in convs
+        # a copy: an in-place activation right after a convolution would change the hooked tensor
+        m.register_forward_hook(lambda _m, _i, out: outputs.append(out[0].detach().numpy().copy()))
+        for m in convs
     ]
     was_training = model.training
     try:
