@@ -4,12 +4,15 @@ The page is for someone deciding how far to trust a number, so the table gives e
 standard error and says how many test samples it comes from, which way is better and what the
 metric measures (the task's ``metric_notes``, else the common ones in ``tasks.plotting``), and
 names the classical method. Per-bin metrics are figures (drawn by ``results.per_bin_plots``), not
-rows of fifty numbers. Everything, figures included, is inside the one file.
+rows of fifty numbers, and every figure has a caption saying what it shows (:func:`plot_caption`).
+The configuration is folded away; the run's files are linked, relative to the page. Everything
+else, figures included, is inside the one file.
 """
 
 from __future__ import annotations
 
 import base64
+import fnmatch
 import html
 import json
 import math
@@ -38,8 +41,83 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.none { text-align: center; color: #888; } td.better { text-align: center; font-weight: bold; }
 td.note { font-size: .9em; color: #444; max-width: 32em; } p.note { font-size: .9em; color: #444; }
 p.warn { background: #fff4e0; border-left: 4px solid #e69500; padding: .5em 1em; }
-pre { background: #f7f7f7; padding: 1em; overflow-x: auto; } img { max-width: 100%; margin: .5em 0; }
+pre { background: #f7f7f7; padding: 1em; overflow-x: auto; } img { max-width: 100%; }
+figure { margin: 1.5em 0 2.5em; } figure h3 { margin: 0 0 .4em; }
+figcaption { font-size: .92em; color: #333; max-width: 60em; margin-top: .3em; }
+details { margin: 1em 0; } summary { cursor: pointer; font-weight: bold; }
+p.run { color: #444; }
 """
+
+#: What each figure shows, by ``task/stem`` pattern (first match wins). Per-bin figures drawn by
+#: the engine are described from the metric's note instead (:func:`plot_caption`).
+PLOT_CAPTIONS: tuple[tuple[str, str], ...] = (
+    ("*/training_curves", "Loss on the training split (filled circles) and the validation split "
+     "(open squares) after each epoch, for every network trained. A validation loss that rises while "
+     "the training loss still falls is over-fitting."),
+    ("*/confusion", "One confusion matrix per method on the test split: rows the true class, columns "
+     "the predicted one, each cell a count of images. Everything off the diagonal is a mistake."),
+    ("digits/examples", "The first test digits as scanned, each titled true -> the CNN's reading "
+     "(its probability); misread ones in red."),
+    ("segment/examples", "Three test images: the input, the true mask and every method's mask."),
+    ("restore/examples", "Three test images: the input, the truth and every method's output, on the "
+     "truth's colour scale."),
+    ("*/examples", "Test images, up to four per true class (one row each), titled true -> the CNN's "
+     "class (its probability); wrong ones in red."),
+    ("iact-generate/events", "The four brightest events the network generated (top row) and the four "
+     "brightest simulated test events (bottom row), each titled with its particle, energy and impact "
+     "distance."),
+    ("iact-*/events", "Two test events of each particle kind (gamma ray, proton), the brightest of the "
+     "first few, on the camera's own pixels."),
+    ("iact-*/activations", "The brightest gamma-ray test event and what the CNN's first two "
+     "convolutions make of it: the first eight feature maps of each layer, a row per layer."),
+    ("iact-gamma-hadron/roc", "Proton efficiency (the share of protons kept, log scale) against "
+     "gamma-ray efficiency, for every method: lower is better at any gamma-ray efficiency."),
+    ("iact-energy/migration", "Reconstructed against true log10 energy, for every method, as 2-D "
+     "histograms of the test events: a good method keeps them on the diagonal."),
+    ("iact-generate/hillas", "Histograms of each Hillas parameter of generated events against "
+     "simulated ones; dashed, a second simulated sample: the spread two simulations already show."),
+    ("iact-generate/correlations", "The correlation matrices of the Hillas parameters, simulated "
+     "(left) and generated (right): a faithful generator reproduces the pattern."),
+    ("iact-generate/energy_conditioning", "Median reconstructed over requested energy of generated "
+     "gamma rays (over true energy for simulated ones) against that energy, reconstructed by the "
+     "Hillas analysis trained on simulated events: at 1 the generator honours the energy asked for."),
+    ("ising-phase/ordered_output_vs_T", "The networks' mean 'ordered' output against temperature T, "
+     "for each lattice size L: solid CNN, dashed fully connected. Shaded: the temperatures the "
+     "networks were trained on (nothing in between); the vertical line is the exact T_c."),
+    ("ising-phase/output_crossing_vs_L", "Where each network's mean 'ordered' output crosses 1/2, "
+     "against 1/L: this fixed-threshold crossing drifts with L, which is why it is not the T_c "
+     "estimator."),
+    ("ising-phase/binder_cumulant_cnn", "Binder cumulants of the CNN's learned order parameter "
+     "against T, for each lattice size L, in place of the magnetisation; shaded: the training ranges."),
+    ("ising-phase/binder_cumulant", "Binder cumulants of the magnetisation against T, for each "
+     "lattice size L: the curves cross near T_c (the classical baseline); shaded: the networks' "
+     "training ranges."),
+    ("ising-phase/tc_estimates", "Every method's T_c with its uncertainty (and each ensemble "
+     "member's), against the exact value."),
+    ("ising-*/configurations", "One spin configuration of the largest lattice below, at and above T_c."),
+    ("ising-*/first_layer_filters", "The weights of the CNN's first convolution, one square per filter "
+     "(red positive, blue negative): what the first layer looks for."),
+    ("ising-temperature/predicted_temperature", "Mean predicted temperature (and its spread) against "
+     "the true temperature, for every method: unbiased on the diagonal."),
+    ("sky-cosmic-rays/roc", "Pixel ROC curves: the share of cosmic-ray pixels found against the share "
+     "of other pixels flagged (log scale), for every method, with the rates the metrics quote marked."),
+    ("sky-cosmic-rays/before_after", "Test frames, one per row: the frame, the true cosmic-ray mask, "
+     "then each method's cosmic-ray probability (0 to 1) and that minus the truth."),
+    ("sky-inpaint/before_after", "Test frames, one per row: the input, the noise-free frame (cyan: the "
+     "missing pixels), then each method's output and its residual (output minus truth, electrons). "
+     "Frames share one asinh stretch."),
+    ("sky-*/before_after", "Test frames, one per row: the input, the noise-free frame, then each "
+     "method's output and its residual (output minus truth, electrons). Frames share one asinh stretch."),
+    ("tracks-*/events", "Test events, one per row: the deposited energy (asinh), the true class of "
+     "every hit and the class each method gives it (background, track, shower); each row names its "
+     "number of tracks and noise level."),
+    ("tracks-*/event_*", "One test event: the true class of every hit and the class each method gives "
+     "it, a row each, in three projections and in 3-D."),
+    ("tracks-count/count_matrix", "Predicted against true number of tracks, for every method, as "
+     "fractions of each true count: a good counter keeps to the diagonal."),
+    ("*/predicted_vs_true*", "Each method's prediction against the true value on the test split; the "
+     "diagonal is a perfect prediction."),
+)  # fmt: skip
 
 
 def _number(value: Any) -> bool:
@@ -232,35 +310,118 @@ def _task_of(metrics: dict[str, Any], run_dir: Path) -> Task | None:
         return None
 
 
+def key_plot(run_dir: Path, task: Task | None = None) -> Path | None:
+    """The run's figure that tells most (the task's ``key_plot``), else its first figure other
+    than the training curves, else the training curves; None where the run drew none."""
+    plots = sorted((run_dir / "plots").glob("*.png"))
+    wanted = getattr(task, "key_plot", "") if task is not None else ""
+    for path in plots:
+        if wanted and path.name == wanted:
+            return path
+    others = [p for p in plots if p.stem != "training_curves"]
+    return (others or plots or [None])[0]
+
+
+def plot_caption(stem: str, task: Task | None, results: dict[str, dict[str, Any]]) -> str:
+    """What the figure ``plots/<stem>.png`` shows: for a per-bin metric, the metric's note read per
+    bin; else the first :data:`PLOT_CAPTIONS` pattern matching ``task/stem``; else ""."""
+    notes = task.metric_notes if task is not None else {}
+    if stem in plotting.per_bin_metrics(results):
+        quantity, _, axis = stem.partition("_vs_")
+        axes = task.bin_axes if task is not None else {}
+        label = axes.get(stem) or plotting.AXIS_NAMES.get(axis or "bin", axis or "bin")
+        description = plotting.metric_note(stem, notes)[0]
+        if description.startswith(f"{quantity} in bins of"):  # derived: the quantity's own note
+            description = plotting.metric_note(quantity, notes)[0]
+        arrow = {True: " (higher is better)", False: " (lower is better)", None: ""}
+        higher = plotting.metric_note(quantity, notes)[1]
+        text = f"{quantity} per bin of {label}, for every method{arrow[higher]}"
+        return f"{text}: {description}." if description else f"{text}."
+    key = f"{task.name if task is not None else ''}/{stem}"
+    return next((text for pattern, text in PLOT_CAPTIONS if fnmatch.fnmatchcase(key, pattern)), "")
+
+
+def _figures(run_dir: Path, task: Task | None, results: dict[str, dict[str, Any]]) -> str:
+    """Each figure of the run with a title and a caption: the key plot first, the training curves
+    last, the others in between by name."""
+    plots = sorted((run_dir / "plots").glob("*.png"))
+    first = key_plot(run_dir, task)
+    plots.sort(key=lambda p: (p != first, p.stem == "training_curves"))
+    parts = []
+    for p in plots:
+        title = html.escape(p.stem.replace("_", " "))
+        text = plot_caption(p.stem, task, results)
+        parts.append(
+            f'<figure id="plot-{_attr(p.stem)}"><h3>{title}</h3>'
+            f'<img alt="{_attr(p.stem)}" src="data:image/png;base64,{_b64(p)}">'
+            + (f"<figcaption>{html.escape(text)}</figcaption>" if text else "")
+            + "</figure>"
+        )
+    return "".join(parts)
+
+
+def _run_line(run_dir: Path) -> str:
+    """The settings a reader asks for first (the full configuration is folded below)."""
+    from astrocnn.engine.config import load_yaml
+
+    try:
+        config = load_yaml(run_dir / "config.yaml") or {}
+    except Exception:
+        return ""
+    parts = []
+    if config.get("model"):
+        parts.append(f"CNN: {config['model']}")
+    if config.get("epochs") is not None:
+        parts.append(f"{config['epochs']} epochs")
+    sizes = [config.get(k) for k in ("n_train", "n_val", "n_test")]
+    if config.get("data"):
+        parts.append(f"data: {config['data']}")
+    elif all(isinstance(n, int) for n in sizes):
+        parts.append("{:,} training, {:,} validation and {:,} test samples".format(*sizes))
+    if config.get("seed") is not None:
+        parts.append(f"seed {config['seed']}")
+    return f"<p class='run'>{html.escape('; '.join(parts))}.</p>" if parts else ""
+
+
+#: Files of a run folder the page links, with what each holds.
+RUN_FILES = (
+    ("metrics.json", "every metric of every method, per-bin values and standard errors included"),
+    ("config.yaml", "every setting of the run: astrocnn train TASK --config config.yaml reproduces it"),
+    ("predictions.npz", "the test split's targets and every method's predictions"),
+)
+
+
+def _files(run_dir: Path) -> str:
+    items = "".join(
+        f'<li><a href="{_attr(name)}">{html.escape(name)}</a>: {html.escape(what)}</li>'
+        for name, what in RUN_FILES
+        if (run_dir / name).is_file()
+    )
+    return f"<h2>Files</h2><ul class='files'>{items}</ul>" if items else ""
+
+
 def write_report(run_dir: Path, task: Task | None = None) -> Path:
     metrics = json.loads((run_dir / "metrics.json").read_text())
     config = (run_dir / "config.yaml").read_text()
     task = task if task is not None else _task_of(metrics, run_dir)
     results = metrics["results"]
-    notes = task.metric_notes if task is not None else {}
-    binned = set(plotting.per_bin_metrics(results))
-
-    def caption(stem: str) -> str:
-        description = plotting.metric_note(stem, notes)[0] if stem in binned else ""
-        return f"<p class='note'>{html.escape(description)}</p>" if description else ""
-
-    figures = "".join(
-        f"<h3>{html.escape(p.stem.replace('_', ' '))}</h3>{caption(p.stem)}"
-        f'<img alt="{html.escape(p.stem)}" src="data:image/png;base64,{_b64(p)}">'
-        for p in sorted((run_dir / "plots").glob("*.png"))
-    )
     warning = small_test_warning(task, results) if task is not None else None
     name = html.escape(metrics["task"])
     page = (
         "<!doctype html><html><head><meta charset='utf-8'>"
         f"<title>astrocnn: {name}</title><style>{_STYLE}</style></head><body><h1>{name}</h1>"
         + (f"<p>{html.escape(task.description)}</p>" if task is not None else "")
+        + _run_line(run_dir)
         + "<h2>Metrics (test split)</h2>"
         + _size_line(results)
         + (f"<p class='warn'>Warning: {html.escape(warning)}</p>" if warning else "")
         + metrics_table(results, task)
         + _NOTE
-        + f"<h2>Plots</h2>{figures}<h2>Configuration</h2><pre>{html.escape(config)}</pre></body></html>"
+        + f"<h2>Plots</h2>{_figures(run_dir, task, results)}"
+        + "<h2>Configuration</h2><details><summary>config.yaml: every setting of this run</summary>"
+        + f"<pre>{html.escape(config)}</pre></details>"
+        + _files(run_dir)
+        + "</body></html>"
     )
     path = run_dir / "report.html"
     with atomic_output(path) as tmp:

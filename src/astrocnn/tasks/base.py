@@ -96,6 +96,9 @@ class Task(ABC):
     defaults: ClassVar[TaskDefaults]
     #: The metric the demo table shows, and whether larger is better.
     headline: ClassVar[tuple[str, bool]]
+    #: The file in the run's plots/ folder that tells most about a run (the demo page's thumbnail);
+    #: empty, or missing from a run: its first plot other than the training curves.
+    key_plot: ClassVar[str] = ""
     class_names: ClassVar[tuple[str, ...]] = ()
     #: Names of the values a regression predicts (CSV columns of ``predict``); default value0, ...
     output_names: ClassVar[tuple[str, ...]] = ()

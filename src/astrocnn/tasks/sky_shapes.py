@@ -107,6 +107,7 @@ class SkyShapes(Task):
     chunk_size = 1000
     raw_units = "counts per pixel of a photon-counting exposure, the sky background (100 counts) included"
     headline = ("accuracy", True)
+    key_plot = "accuracy_vs_snr.png"
     baseline_name = "radial profile, ellipticity and flux + gradient-boosted trees"
     metric_notes: ClassVar[dict[str, tuple[str, bool | None]]] = {
         "accuracy": ("fraction of the test sources given their true class (chance: 1/3)", True),

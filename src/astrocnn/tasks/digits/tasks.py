@@ -34,6 +34,7 @@ class Digits(Task):
     option_names = ("split_seed",)
     raw_units = "grey levels 0-16 (0: blank paper), the 8x8 digit in the middle of a 16x16 frame of zeros"
     headline = ("accuracy", True)
+    key_plot = "confusion.png"
     baseline_name = "support-vector machine (RBF kernel) on the pixels"
     metric_notes: ClassVar[dict[str, tuple[str, bool | None]]] = {
         "accuracy": ("fraction of the test digits read correctly (chance: 1/10)", True),

@@ -140,6 +140,7 @@ class IactGenerate(_IactTask):
     in_channels = 6
     num_outputs = 2
     headline = ("two_sample_auc", False)
+    key_plot = "events.png"
     option_names = ("camera", "min_size", "steps", "replicas")
     baseline_name = "shower library (the simulated training event nearest in type, energy and impact)"
     resample_metrics = False  # the fidelity is one costly computation; its errors are not bootstrapped

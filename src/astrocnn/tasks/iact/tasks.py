@@ -441,6 +441,7 @@ class IactGammaHadron(_IactTask):
     num_outputs = 2
     class_names = ("gamma", "proton")
     headline = ("auc", True)
+    key_plot = "roc.png"
     baseline_name = "Hillas parameters + gradient-boosted trees"
     metric_notes: ClassVar[dict[str, tuple[str, bool | None]]] = {
         "auc": ("area under the ROC curve of the gamma-ray score (0.5: chance)", True),
@@ -519,6 +520,7 @@ class IactEnergy(_IactTask):
     output_names = ("log10_energy_tev",)
     particles = (sim.GAMMA,)
     headline = ("energy_resolution_mean", False)
+    key_plot = "energy_resolution.png"
     baseline_name = "Hillas parameters + gradient-boosted trees"
     value_units = "log10 of the energy in TeV"
     bin_axes: ClassVar[dict[str, str]] = {

@@ -269,6 +269,7 @@ class IsingPhase(_IsingTask):
     num_outputs = 2
     class_names = ("disordered", "ordered")
     headline = ("tc_relative_error", False)
+    key_plot = "ordered_output_vs_T.png"
     baseline_name = "Binder-cumulant crossing of the magnetisation"
     metric_notes: ClassVar[dict[str, tuple[str, bool | None]]] = {
         "accuracy": (
@@ -442,6 +443,7 @@ class IsingTemperature(_IsingTask):
     description = "2-D Ising model: the temperature of a spin configuration (regression)"
     num_outputs = 1
     headline = ("rmse", False)
+    key_plot = "predicted_temperature.png"
     baseline_name = "T from the energy per spin (exact posterior mean: the bound)"
     metric_notes: ClassVar[dict[str, tuple[str, bool | None]]] = {
         "rmse": (

@@ -322,6 +322,7 @@ class SkyDenoise(_Restoring):
     description = "CCD frames: noisy frame -> noise-free frame (electrons), stars' fluxes kept"
     baseline_name = "median or Gaussian filter (chosen on the training split)"
     headline = ("psnr", True)
+    key_plot = "before_after.png"
     metric_notes: ClassVar[dict[str, tuple[str, bool | None]]] = {
         "psnr": (
             "peak signal-to-noise ratio in dB against the noise-free frame, on the display stretch "
@@ -374,6 +375,7 @@ class SkyCosmicRays(_SkyTask):
     class_names = ("clean", "cosmic ray")
     baseline_name = "L.A.Cosmic (astroscrappy), sigclip swept"
     headline = ("tpr_at_fpr_0.005", True)
+    key_plot = "roc.png"
     metric_notes: ClassVar[dict[str, tuple[str, bool | None]]] = {
         "tpr_at_fpr_0.005": (
             "share of cosmic-ray pixels found at 0.5 % false positives among the others", True
@@ -417,6 +419,7 @@ class SkyInpaint(_Restoring):
     in_channels = 2
     baseline_name = "biharmonic inpainting (scikit-image)"
     headline = ("masked_mse", False)
+    key_plot = "before_after.png"
     metric_notes: ClassVar[dict[str, tuple[str, bool | None]]] = {
         "masked_mse": (
             "mean squared error against the noise-free frame inside the mask, in units of each "

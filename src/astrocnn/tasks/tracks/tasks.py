@@ -344,6 +344,7 @@ class TracksSegment2d(_Segment):
     name = "tracks-segment-2d"
     description = "particle tracks: background, track or shower for every pixel of a 2-D detector plane"
     defaults = SEGMENT_DEFAULTS_2D
+    key_plot = "events.png"
 
 
 @register_task
@@ -351,6 +352,7 @@ class TracksSegment3d(_Segment):
     name = "tracks-segment-3d"
     description = "particle tracks: background, track or shower for every voxel of a 3-D detector volume"
     spatial_dims = 3
+    key_plot = "event_0.png"
     default_size = 32
     patch = 4
     defaults = TaskDefaults(
@@ -380,6 +382,7 @@ class TracksCount(_TracksTask):
     num_outputs = sim.Settings().max_tracks + 1
     class_names = tuple(str(k) for k in range(num_outputs))
     headline = ("accuracy", True)
+    key_plot = "count_matrix.png"
     baseline_name = "number of lines of the sequential Hough search"
     metric_notes: ClassVar[dict[str, tuple[str, bool | None]]] = {
         "accuracy": ("fraction of events given their true number of visible tracks", True),
