@@ -100,6 +100,32 @@ def test_the_refinement_is_placed_by_the_scan_not_by_the_known_tc():
     assert none.size == 0
 
 
+def test_a_sign_change_in_the_saturated_ordered_phase_is_not_a_crossing():
+    """Planted T_c = 3.0 on the coarse 0.1 grid, the draw (seed 28) where the largest lattice goes
+    from ordered to disordered between two points and the only sign changes left for L = 16 and
+    32 are noise near T = 1.05, where both cumulants sit at 2/3. A crossing needs the nearest
+    significant difference above it to be positive (there it is the transition's negative one),
+    so none is taken, and the refinement falls back to where L = 32's cumulant melts."""
+    sizes, coarse = np.array([8, 16, 32]), np.round(np.arange(1.0, 3.5001, 0.1), 6)
+    phi, t, size = planted_order_parameter(np.random.default_rng(28), 3.0, sizes, coarse, 100)
+    with pytest.warns(UserWarning):
+        e = analysis.tc_from_cumulants(phi, t, size, bootstrap=30)
+    assert all(not (v < 2.5) for v in e.pairs.values())  # NaN, or near the transition
+    centre, extra = analysis.refinement(phi, t, size, None, 0.16, 0.02)
+    assert abs(centre - 3.0) < 0.1 and extra.min() <= 3.0 <= extra.max()
+
+
+def test_the_refinement_finds_the_transition_with_few_configurations_per_cell():
+    """25 configurations per (L, T): the coarse crossing is often lost in the noise; the window
+    is still placed around the transition (the disordered tail's noise never moves it there)."""
+    sizes, coarse = np.array([8, 16, 32]), np.round(np.arange(1.0, 3.5001, 0.1), 6)
+    for tc in (1.9, 2.269185):
+        for seed in range(20):
+            phi, t, size = planted_order_parameter(np.random.default_rng(seed), tc, sizes, coarse, 25)
+            _, extra = analysis.refinement(phi, t, size, None, 0.16, 0.02, bootstrap=30)
+            assert extra.min() <= tc <= extra.max(), (tc, seed)
+
+
 def test_the_estimate_is_the_crossing_of_the_smallest_and_largest_lattice():
     """No weights estimated from the resamples that then measure the spread (they made the quoted
     error 17 % too small over 20 Monte-Carlo data sets): the crossing of the pair with the largest

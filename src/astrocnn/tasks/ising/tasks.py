@@ -317,7 +317,7 @@ class IsingPhase(_IsingTask):
         ),
         "tc_members": ("tc_estimate of each network of the ensemble", None),
         "tc_grid_step": (
-            "the test grid's step at the crossing: above 2 / L for the largest L the estimate is "
+            "the test grid's step at the crossing: above 1.5 / L for the largest L the estimate is "
             "biased low (a warning says so); the default refinement puts 0.02 there",
             None,
         ),
