@@ -12,7 +12,10 @@ bound by the window, :mod:`astrocnn.engine.tiling`) and written back in the inpu
   an inpainting run fills; a denoising run changes every pixel and marks the non-finite ones.
 
 The output is written to a temporary name and moved into place only when complete, and never
-onto the input.
+onto the input. A frame larger than ``STRIP_BYTES`` (as float64) is read from the file in strips
+of rows as they are needed (memory-mapped) and each strip, with a margin of one window above and
+below so that its windows blend as the whole frame's do, is written into the output in place:
+memory is bound by a strip, not by the frame (a tile-compressed HDU is still read whole).
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from astrocnn.errors import OptionError
 CLEANING_TASKS = ("sky-denoise", "sky-cosmic-rays", "sky-inpaint")
 #: Cosmic-ray probability above which a pixel is replaced.
 CR_THRESHOLD = 0.5
+#: Frames whose float64 copy is larger than this are cleaned strip by strip.
+STRIP_BYTES = 2**28
 
 
 def _image_hdu(hdul: fits.HDUList, source: Path, hdu: int | str | None):
@@ -67,15 +72,19 @@ def read_frame(source: Path, hdu: int | str | None = None) -> tuple[np.ndarray, 
 
 
 def clean_frame(
-    run: Run, frame: np.ndarray, *, which: str = "cnn", gain: float = 1.0
+    run: Run, frame: np.ndarray, *, which: str = "cnn", gain: float = 1.0, fill: float | None = None
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """The cleaned frame (input units) and the extensions (name -> image) for ``run``'s task."""
+    """The cleaned frame (input units) and the extensions (name -> image) for ``run``'s task;
+    missing (non-finite) pixels enter the network as ``fill`` electrons (default: the frame's
+    median)."""
     task = run.task
     if task.name not in CLEANING_TASKS:
         raise OptionError(f"clean takes a {', '.join(CLEANING_TASKS)} run; {run.path} is a {task.name} run")
     electrons = frame * gain
     missing = ~np.isfinite(electrons)
-    filled = np.where(missing, np.median(electrons[~missing]) if (~missing).any() else 0.0, electrons)
+    if fill is None:
+        fill = float(np.median(electrons[~missing])) if (~missing).any() else 0.0
+    filled = np.where(missing, fill, electrons)
     raw = task.network_input(filled, missing) if task.name == "sky-inpaint" else task.network_input(filled)
     output = predict_images(run.predictor(which), task, raw[None])[0]  # (C_out, H, W)
     extensions: dict[str, np.ndarray] = {}
@@ -104,26 +113,111 @@ def clean_file(
     hdu: int | str | None = None,
     which: str = "cnn",
     gain: float | None = None,
+    strip_rows: int | None = None,
 ) -> Path:
-    """Clean the image of ``source`` into ``out`` (see the module docstring)."""
+    """Clean the image of ``source`` into ``out`` (see the module docstring); ``strip_rows``
+    forces the strip-by-strip path with strips of that many rows."""
     source, out = Path(source), Path(out)
     if out.suffix.lower() not in (".fits", ".fit", ".fts"):
         raise DataError(f"{out}: clean writes FITS; name the output .fits")
     if out.resolve() == source.resolve():
         raise OptionError(f"{out}: clean never overwrites its input; give another --out")
-    frame, header = read_frame(source, hdu)
+    if run.task.name not in CLEANING_TASKS:
+        raise OptionError(
+            f"clean takes a {', '.join(CLEANING_TASKS)} run; {run.path} is a {run.task.name} run"
+        )
+    shape, header, compressed = _frame_layout(source, hdu)
     if gain is None:
         gain = float(header.get("GAIN", 1.0) or 1.0)
     if not gain > 0:
         raise OptionError(f"--gain must be positive (electrons per ADU), got {gain}")
-    if min(frame.shape) < 2:
-        raise DataError(f"{source}: the image is {frame.shape[0]}x{frame.shape[1]}, too small to clean")
-    cleaned, extensions = clean_frame(run, frame, which=which, gain=gain)
+    if min(shape) < 2:
+        raise DataError(f"{source}: the image is {shape[0]}x{shape[1]}, too small to clean")
     for key in ("BSCALE", "BZERO", "BLANK", "XTENSION", "PCOUNT", "GCOUNT", "EXTNAME"):
         header.remove(key, ignore_missing=True, remove_all=True)
     header["HISTORY"] = f"astrocnn clean: {run.task.name} run {run.path.name} ({which}), gain {gain:g} e-/ADU"
-    hdus = [fits.PrimaryHDU(cleaned, header=header)]
-    hdus += [fits.ImageHDU(image, name=name) for name, image in extensions.items()]
+    names = (["CRPROB"] if run.task.name == "sky-cosmic-rays" else []) + ["MASK"]
+    by_strips = strip_rows is not None or (shape[0] * shape[1] * 8 > STRIP_BYTES and not compressed)
     with atomic_output(out) as temp:
-        fits.HDUList(hdus).writeto(temp, overwrite=True, output_verify="silentfix")
+        if not by_strips:
+            frame, _ = read_frame(source, hdu)
+            cleaned, extensions = clean_frame(run, frame, which=which, gain=gain)
+            hdus = [fits.PrimaryHDU(cleaned, header=header)]
+            hdus += [fits.ImageHDU(extensions[name], name=name) for name in names]
+            fits.HDUList(hdus).writeto(temp, overwrite=True, output_verify="silentfix")
+        else:
+            _clean_by_strips(run, source, hdu, temp, header, names, shape, which, gain, strip_rows)
     return out
+
+
+def _frame_layout(source: Path, hdu: int | str | None) -> tuple[tuple[int, int], fits.Header, bool]:
+    """The image's (rows, columns), header and whether it is tile-compressed, without reading it."""
+    if not source.is_file():
+        raise DataError(f"{source}: no such file")
+    try:
+        with fits.open(source, memmap=True, do_not_scale_image_data=True) as hdul, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            chosen = _image_hdu(hdul, source, hdu)
+            return tuple(chosen.data.shape), chosen.header.copy(), isinstance(chosen, fits.CompImageHDU)
+    except DataError:
+        raise
+    except Exception as error:  # astropy's many ways of refusing a file
+        raise DataError(f"{source}: cannot read it as FITS ({type(error).__name__}: {error})") from None
+
+
+def _allocate(path: Path, headers: list[fits.Header], shape: tuple[int, int]) -> None:
+    """A FITS file of these HDUs, each ``shape``, its data zero and not yet written (a sparse
+    file): the documented way to make a FITS file larger than memory."""
+    with open(path, "wb") as f:
+        for header in headers:
+            header["NAXIS1"], header["NAXIS2"] = shape[1], shape[0]
+            f.write(header.tostring().encode("ascii"))
+            nbytes = shape[0] * shape[1] * abs(header["BITPIX"]) // 8
+            f.seek(-(-nbytes // 2880) * 2880 - 1, 1)
+            f.write(b"\0")
+
+
+def _clean_by_strips(run, source, hdu, temp, header, names, shape, which, gain, strip_rows) -> None:
+    rows, columns = shape
+    window = tuple(getattr(run.task, "input_size", None) or (64,))
+    margin = int(window[0])
+    step = strip_rows or max(margin, STRIP_BYTES // (columns * 8 * 8))
+    headers = [fits.PrimaryHDU(np.zeros((1, 1), np.float32), header=header).header]
+    headers += [
+        fits.ImageHDU(np.zeros((1, 1), np.float32 if name == "CRPROB" else np.uint8), name=name).header
+        for name in names
+    ]
+    _allocate(temp, headers, shape)
+    with (
+        fits.open(source, memmap=True, do_not_scale_image_data=True) as hdul,
+        fits.open(temp, mode="update", memmap=True) as target,
+        warnings.catch_warnings(),
+    ):
+        warnings.simplefilter("ignore")
+        chosen = _image_hdu(hdul, source, hdu)
+        raw = chosen.data
+        scale, zero = float(chosen.header.get("BSCALE", 1.0)), float(chosen.header.get("BZERO", 0.0))
+        blank = chosen.header.get("BLANK") if raw.dtype.kind in "iu" else None
+
+        def read(a: int, b: int) -> np.ndarray:
+            block = np.asarray(raw[a:b])
+            values = block.astype(np.float64) * scale + zero
+            if blank is not None:
+                values[block == blank] = np.nan
+            return values
+
+        sample = (
+            read(0, rows)[:: max(1, rows // 256)]
+            if rows <= 256
+            else np.concatenate([read(r, r + 1) for r in range(0, rows, max(1, rows // 256))])
+        )
+        finite = sample[np.isfinite(sample)] * gain
+        fill = float(np.median(finite)) if finite.size else 0.0
+        for start in range(0, rows, step):
+            stop = min(rows, start + step)
+            a, b = max(0, start - margin), min(rows, stop + margin)
+            cleaned, extensions = clean_frame(run, read(a, b), which=which, gain=gain, fill=fill)
+            keep = slice(start - a, stop - a)
+            target[0].data[start:stop] = cleaned[keep]
+            for k, name in enumerate(names, start=1):
+                target[k].data[start:stop] = extensions[name][keep]
