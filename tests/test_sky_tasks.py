@@ -420,9 +420,11 @@ def test_clean_works_on_a_real_frame_and_keeps_its_header(runs, name, tmp_path):
 @pytest.mark.parametrize("name", ["sky-denoise", "sky-cosmic-rays"])
 def test_clean_by_strips_agrees_with_the_whole_frame(runs, name, tmp_path):
     """A frame larger than memory is read and written strip by strip (forced here with 40-row
-    strips on a 120x96 frame): the same header and extensions, and the image as the whole-frame
-    path gives it up to the blending of differently placed windows (the tolerance of the tiled
-    prediction above), with no seam at the strips' borders."""
+    strips on a 120x96 frame): the same header and extensions, and the same image as the
+    whole-frame path, to float rounding: every window over a strip's rows is one of the whole
+    frame's, at the same place and with the same weight, so no seam can appear at the strips'
+    borders (windows placed otherwise differ by a few per cent of the noise even for this
+    one-epoch network)."""
     from astropy.io import fits
 
     from astrocnn.engine.clean import clean_file
@@ -443,9 +445,9 @@ def test_clean_by_strips_agrees_with_the_whole_frame(runs, name, tmp_path):
         assert a[0].data.shape == b[0].data.shape == (120, 96)
         noise = float(np.std(frame - truth))
         difference = np.abs(a[0].data.astype(float) - b[0].data)
-        assert difference.mean() < 0.02 * noise and difference.max() < 0.3 * noise
+        assert difference.max() < 1e-4 * noise
         for k in range(1, len(a)):
-            np.testing.assert_allclose(a[k].data, b[k].data, atol=0.05)
+            np.testing.assert_allclose(a[k].data, b[k].data, atol=1e-5)
 
 
 def test_clean_refuses_in_one_line_and_leaves_nothing(runs, tmp_path, capsys):

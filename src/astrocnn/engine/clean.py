@@ -13,8 +13,9 @@ bound by the window, :mod:`astrocnn.engine.tiling`) and written back in the inpu
 
 The output is written to a temporary name and moved into place only when complete, and never
 onto the input. A frame larger than ``STRIP_BYTES`` (as float64) is read from the file in strips
-of rows as they are needed (memory-mapped) and each strip, with a margin of one window above and
-below so that its windows blend as the whole frame's do, is written into the output in place:
+of rows as they are needed (memory-mapped) and each strip, read from a row where the whole
+frame's windows start and with a margin of one window, so that every window over its rows is
+one of the whole frame's, with its weight, is written into the output in place:
 memory is bound by a strip, not by the frame (a tile-compressed HDU is still read whole).
 """
 
@@ -28,7 +29,7 @@ from astropy.io import fits
 
 from astrocnn.data.readers import DataError
 from astrocnn.data.writers import atomic_output
-from astrocnn.engine.predict import predict_images
+from astrocnn.engine.predict import OVERLAP, predict_images
 from astrocnn.engine.run import Run
 from astrocnn.errors import OptionError
 
@@ -133,7 +134,8 @@ def clean_file(
         raise OptionError(f"--gain must be positive (electrons per ADU), got {gain}")
     if min(shape) < 2:
         raise DataError(f"{source}: the image is {shape[0]}x{shape[1]}, too small to clean")
-    for key in ("BSCALE", "BZERO", "BLANK", "XTENSION", "PCOUNT", "GCOUNT", "EXTNAME"):
+    # the input's checksums do not hold for the cleaned data
+    for key in ("BSCALE", "BZERO", "BLANK", "XTENSION", "PCOUNT", "GCOUNT", "EXTNAME", "CHECKSUM", "DATASUM"):
         header.remove(key, ignore_missing=True, remove_all=True)
     header["HISTORY"] = f"astrocnn clean: {run.task.name} run {run.path.name} ({which}), gain {gain:g} e-/ADU"
     names = (["CRPROB"] if run.task.name == "sky-cosmic-rays" else []) + ["MASK"]
@@ -180,7 +182,12 @@ def _allocate(path: Path, headers: list[fits.Header], shape: tuple[int, int]) ->
 def _clean_by_strips(run, source, hdu, temp, header, names, shape, which, gain, strip_rows) -> None:
     rows, columns = shape
     window = tuple(getattr(run.task, "input_size", None) or (64,))
+    # a strip's windows must be the whole frame's: the windows start every `stride` rows from the
+    # frame's top (MONAI's scan), so a strip is read from a multiple of the stride, and a margin of
+    # a whole window keeps the strip's own last window (clamped to its end) off the rows it keeps.
+    # Every window over a kept row then sits where, and weighs what, it does in the whole frame.
     margin = int(window[0])
+    stride = max(1, int(margin * (1 - OVERLAP)))
     step = strip_rows or max(margin, STRIP_BYTES // (columns * 8 * 8))
     headers = [fits.PrimaryHDU(np.zeros((1, 1), np.float32), header=header).header]
     headers += [
@@ -215,7 +222,7 @@ def _clean_by_strips(run, source, hdu, temp, header, names, shape, which, gain, 
         fill = float(np.median(finite)) if finite.size else 0.0
         for start in range(0, rows, step):
             stop = min(rows, start + step)
-            a, b = max(0, start - margin), min(rows, stop + margin)
+            a, b = max(0, (start - margin) // stride * stride), min(rows, stop + margin)
             cleaned, extensions = clean_frame(run, read(a, b), which=which, gain=gain, fill=fill)
             keep = slice(start - a, stop - a)
             target[0].data[start:stop] = cleaned[keep]

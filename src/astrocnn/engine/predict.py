@@ -115,6 +115,10 @@ def predict_files(
     return out
 
 
+#: The fraction of a window that :func:`predict_images` shares with its neighbour on each axis.
+OVERLAP = 0.5
+
+
 def predict_images(model, task, raw: np.ndarray) -> np.ndarray:
     """:func:`predict_array` (``model``: a network or an ensemble's members), except that an
     image-to-image task's images (N, C, *S) larger than its training size go through the network
@@ -141,7 +145,7 @@ def predict_images(model, task, raw: np.ndarray) -> np.ndarray:
         return mean_output(task, nets, batch)
 
     return np.stack([
-        sliding_window(network, torch.from_numpy(task.preprocess(x[None])[0]), window, overlap=0.5).numpy()
+        sliding_window(network, torch.from_numpy(task.preprocess(x[None])[0]), window, OVERLAP).numpy()
         for x in raw
     ])  # fmt: skip
 
