@@ -57,19 +57,45 @@ def _image_hdu(hdul: fits.HDUList, source: Path, hdu: int | str | None):
     raise DataError(f"{source}: no 2-D image HDU (give --hdu for another layout)")
 
 
-def read_frame(source: Path, hdu: int | str | None = None) -> tuple[np.ndarray, fits.Header]:
-    """The image (H, W) as float64 and its header."""
+def _open_image(
+    source: Path, hdu: int | str | None, **options
+) -> tuple[fits.HDUList, fits.hdu.base._BaseHDU]:
+    """The open file and its chosen 2-D image HDU (``options``: :func:`fits.open`'s); astropy's
+    many ways of refusing a file become one DataError naming it. The caller closes the file."""
     if not source.is_file():
         raise DataError(f"{source}: no such file")
     try:
-        with fits.open(source, memmap=False) as hdul, warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            chosen = _image_hdu(hdul, source, hdu)
-            return np.asarray(chosen.data, np.float64), chosen.header.copy()
-    except DataError:
-        raise
-    except Exception as error:  # astropy's many ways of refusing a file
+        hdul = fits.open(source, **options)
+    except Exception as error:
         raise DataError(f"{source}: cannot read it as FITS ({type(error).__name__}: {error})") from None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return hdul, _image_hdu(hdul, source, hdu)
+    except DataError:
+        hdul.close()
+        raise
+    except Exception as error:
+        hdul.close()
+        raise DataError(f"{source}: cannot read it as FITS ({type(error).__name__}: {error})") from None
+
+
+def read_frame(source: Path, hdu: int | str | None = None) -> tuple[np.ndarray, fits.Header]:
+    """The image (H, W) as float64 and its header."""
+    hdul, chosen = _open_image(source, hdu, memmap=False)
+    try:
+        with hdul, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return np.asarray(chosen.data, np.float64), chosen.header.copy()
+    except Exception as error:  # astropy reads the data only now
+        raise DataError(f"{source}: cannot read it as FITS ({type(error).__name__}: {error})") from None
+
+
+def _check_task(run: Run) -> None:
+    if run.task.name not in CLEANING_TASKS:
+        raise OptionError(
+            f"clean takes a {', '.join(CLEANING_TASKS)} run; {run.path} is a {run.task.name} run"
+        )
 
 
 def clean_frame(
@@ -78,9 +104,8 @@ def clean_frame(
     """The cleaned frame (input units) and the extensions (name -> image) for ``run``'s task;
     missing (non-finite) pixels enter the network as ``fill`` electrons (default: the frame's
     median)."""
+    _check_task(run)
     task = run.task
-    if task.name not in CLEANING_TASKS:
-        raise OptionError(f"clean takes a {', '.join(CLEANING_TASKS)} run; {run.path} is a {task.name} run")
     electrons = frame * gain
     missing = ~np.isfinite(electrons)
     if fill is None:
@@ -123,10 +148,7 @@ def clean_file(
         raise DataError(f"{out}: clean writes FITS; name the output .fits")
     if out.resolve() == source.resolve():
         raise OptionError(f"{out}: clean never overwrites its input; give another --out")
-    if run.task.name not in CLEANING_TASKS:
-        raise OptionError(
-            f"clean takes a {', '.join(CLEANING_TASKS)} run; {run.path} is a {run.task.name} run"
-        )
+    _check_task(run)
     shape, header, compressed = _frame_layout(source, hdu)
     if gain is None:
         gain = float(header.get("GAIN", 1.0) or 1.0)
@@ -154,17 +176,9 @@ def clean_file(
 
 def _frame_layout(source: Path, hdu: int | str | None) -> tuple[tuple[int, int], fits.Header, bool]:
     """The image's (rows, columns), header and whether it is tile-compressed, without reading it."""
-    if not source.is_file():
-        raise DataError(f"{source}: no such file")
-    try:
-        with fits.open(source, memmap=True, do_not_scale_image_data=True) as hdul, warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            chosen = _image_hdu(hdul, source, hdu)
-            return tuple(chosen.data.shape), chosen.header.copy(), isinstance(chosen, fits.CompImageHDU)
-    except DataError:
-        raise
-    except Exception as error:  # astropy's many ways of refusing a file
-        raise DataError(f"{source}: cannot read it as FITS ({type(error).__name__}: {error})") from None
+    hdul, chosen = _open_image(source, hdu, memmap=True, do_not_scale_image_data=True)
+    with hdul:
+        return tuple(chosen.data.shape), chosen.header.copy(), isinstance(chosen, fits.CompImageHDU)
 
 
 def _allocate(path: Path, headers: list[fits.Header], shape: tuple[int, int]) -> None:
@@ -195,13 +209,9 @@ def _clean_by_strips(run, source, hdu, temp, header, names, shape, which, gain, 
         for name in names
     ]
     _allocate(temp, headers, shape)
-    with (
-        fits.open(source, memmap=True, do_not_scale_image_data=True) as hdul,
-        fits.open(temp, mode="update", memmap=True) as target,
-        warnings.catch_warnings(),
-    ):
+    hdul, chosen = _open_image(source, hdu, memmap=True, do_not_scale_image_data=True)
+    with hdul, fits.open(temp, mode="update", memmap=True) as target, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        chosen = _image_hdu(hdul, source, hdu)
         raw = chosen.data
         scale, zero = float(chosen.header.get("BSCALE", 1.0)), float(chosen.header.get("BZERO", 0.0))
         blank = chosen.header.get("BLANK") if raw.dtype.kind in "iu" else None
@@ -213,11 +223,7 @@ def _clean_by_strips(run, source, hdu, temp, header, names, shape, which, gain, 
                 values[block == blank] = np.nan
             return values
 
-        sample = (
-            read(0, rows)[:: max(1, rows // 256)]
-            if rows <= 256
-            else np.concatenate([read(r, r + 1) for r in range(0, rows, max(1, rows // 256))])
-        )
+        sample = np.concatenate([read(r, r + 1) for r in range(0, rows, max(1, rows // 256))])
         finite = sample[np.isfinite(sample)] * gain
         fill = float(np.median(finite)) if finite.size else 0.0
         for start in range(0, rows, step):

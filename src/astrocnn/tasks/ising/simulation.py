@@ -316,13 +316,13 @@ def generate_refined(
     data = generate(sizes, temperatures, per_t, seed, progress=progress, workers=workers)
     if refine is None:
         return data
-    groups = to_hdf5_datasets(data)
-    keys = [f"L{int(size)}" for size in sizes]
+    # the scan's magnetisations only: the configurations are not copied
+    cells = [s for samples in data.values() for s in samples]
     _, extra = analysis.refinement(
-        np.concatenate([groups[f"{g}/magnetisation"] for g in keys]),
-        np.concatenate([groups[f"{g}/T"] for g in keys]),
-        np.concatenate([np.full(len(groups[f"{g}/T"]), int(g[1:])) for g in keys]),
-        np.concatenate([groups[f"{g}/chain"] for g in keys]),
+        np.concatenate([s.magnetisation for s in cells]),
+        np.concatenate([np.full(len(s.magnetisation), s.temperature) for s in cells]),
+        np.concatenate([np.full(len(s.magnetisation), s.size) for s in cells]),
+        np.concatenate([s.chain for s in cells]),
         *refine,
     )
     if extra.size == 0:
