@@ -25,7 +25,7 @@ M13 = Path(astropy.__file__).parent / "io/fits/hdu/compressed/tests/data/m13.fit
 #: Frames with nothing on them but the sky (no stars, galaxies, defects).
 EMPTY = replace(
     sim.Settings(), star_density=0.0, galaxy_density=0.0, cosmic_density=0.0, hot_pixel_density=0.0,
-    gradient=0.0,
+    gradient=0.0, bright_star_probability=0.0,
 )  # fmt: skip
 
 
@@ -71,10 +71,9 @@ def test_noise_is_poisson_plus_read_noise_plus_digitisation():
         assert abs(residual.mean()) < 4 * math.sqrt(expected / 4096)
 
 
-def test_cosmic_rays_are_sharp_edged_and_only_in_their_mask():
-    """frame - noisy is the cosmic rays' charge alone (no hot pixels here): every pixel of the mask
-    holds at least half the ray's per-pixel energy (>= 4 sigma of the sky noise, less one ADU), and
-    every pixel outside it exactly nothing: no PSF-like halo, as charge deposited in the silicon."""
+def test_cosmic_ray_mask_is_where_a_ray_adds_a_sky_sigma():
+    """frame - noisy is the cosmic rays' charge alone (no hot pixels here): at least one sky sigma
+    in every unsaturated mask pixel, less than one outside it (less one ADU of rounding)."""
     settings = replace(sim.Settings(), hot_pixel_density=0.0, cosmic_density=4e-3)
     data = sim.simulate(12, 64, seed=6, settings=settings)
     for i in range(12):
@@ -83,14 +82,74 @@ def test_cosmic_rays_are_sharp_edged_and_only_in_their_mask():
         unsaturated = data["frame"][i] < data["full_well"][i]
         sigma = math.sqrt(data["sky"][i] + data["read_noise"][i] ** 2)
         assert mask.any()
-        assert np.all(deposit[~mask] == 0)
-        assert np.all(deposit[mask & unsaturated] >= 4 * sigma - data["gain"][i])
-    # a cosmic ray is mostly edge: most of its pixels touch a pixel without charge
+        assert np.all(deposit[~mask] < sim.MASK_SIGMAS * sigma + data["gain"][i])
+        assert np.all(deposit[mask & unsaturated] >= sim.MASK_SIGMAS * sigma - data["gain"][i])
+
+
+def test_cosmic_ray_charge_is_in_electrons_whatever_the_sky():
+    """The rays' charge is set by their path in the silicon: the charge they add to a frame is the
+    same in electrons on a sky of 100 e- and of 2000 e- (noise 4.5 times apart; 48 frames each,
+    about 8 % statistical error), and a typical ray pixel holds 10^2-10^4 e-."""
+    totals = []
+    for level in (100.0, 2000.0):
+        settings = replace(EMPTY, cosmic_density=2e-3, sky=(level, level))
+        data = sim.simulate(48, 64, seed=9, settings=settings)
+        deposit = (data["frame"] - data["noisy"]).astype(np.float64)
+        totals.append(deposit.sum() / 48)
+        assert 1e2 < np.median(deposit[data["cr_mask"]]) < 1e4
+    assert totals[1] == pytest.approx(totals[0], rel=0.3)
+
+
+def test_a_cosmic_ray_diffuses_a_few_per_cent_into_its_neighbours():
+    """The same ray with and without its rim (the random draws are the same): the rim moves 4 % of
+    each pixel's charge into its eight neighbours, conserving charge, and reaches no farther."""
     from scipy import ndimage
 
-    masks = data["cr_mask"]
-    interior = masks & ndimage.binary_erosion(masks, structure=np.ones((1, 3, 3)))
-    assert interior.sum() < 0.1 * masks.sum()
+    checked = 0
+    for seed in range(12):
+        sharp = sim.cosmic_ray(
+            np.random.default_rng(seed), 96, replace(sim.Settings(), cosmic_rim=(0.0, 0.0))
+        )
+        soft = sim.cosmic_ray(
+            np.random.default_rng(seed), 96, replace(sim.Settings(), cosmic_rim=(0.04, 0.04))
+        )
+        core = sharp > 0
+        grown = ndimage.binary_dilation(core, structure=np.ones((3, 3)))
+        if grown[[0, -1]].any() or grown[:, [0, -1]].any():
+            continue  # charge diffused off the frame is lost
+        assert np.array_equal(soft > 0, grown)
+        assert soft.sum() == pytest.approx(sharp.sum(), rel=1e-12)
+        assert soft[grown & ~core].sum() <= 0.04 * sharp.sum() * (1 + 1e-12)
+        assert np.all(soft[core] >= 0.96 * sharp[core] - 1e-9)
+        checked += 1
+    assert checked >= 4
+
+
+def test_saturated_stars_bleed_along_their_column_and_are_no_cosmic_rays():
+    """Charge above the full well moves up and down its own column, half each way, filling each
+    pixel before moving on, conserved while it stays on the frame; frames with saturating stars and
+    no rays have bleed trails (runs of full pixels along columns, not rows) and an empty
+    cosmic-ray mask."""
+    image = np.full((40, 5), 100.0)
+    image[20, 2] = 1900.0  # 900 e- over a full well of 1000: 450 into each neighbour
+    image[5:8, 4] = 2500.0  # a run of three: 4500 e- over, 2250 each way, 900 a pixel
+    bled = sim.bleed(image, 1000.0)
+    np.testing.assert_array_equal(bled[18:23, 2], [100.0, 550.0, 1000.0, 550.0, 100.0])
+    np.testing.assert_array_equal(bled[:, 4], [100.0] * 2 + [550.0] + [1000.0] * 7 + [550.0] + [100.0] * 29)
+    np.testing.assert_array_equal(bled[:, [0, 1, 3]], image[:, [0, 1, 3]])
+    assert bled.sum() == image.sum()
+    settings = replace(sim.Settings(), cosmic_density=0.0, hot_pixel_density=0.0, bright_star_probability=1.0)
+    data = sim.simulate(8, 64, seed=10, settings=settings)
+    assert not data["cr_mask"].any() and np.array_equal(data["frame"], data["noisy"])
+    from scipy import ndimage
+
+    def longest(full: np.ndarray, structure) -> int:
+        return int(np.bincount(ndimage.label(full, structure=structure)[0].ravel())[1:].max(initial=0))
+
+    full = data["noisy"] >= 0.95 * data["full_well"][:, None, None]  # full, less the read noise
+    along = sum(longest(f, [[0, 1, 0], [0, 1, 0], [0, 1, 0]]) for f in full)
+    across = sum(longest(f, [[0, 0, 0], [1, 1, 1], [0, 0, 0]]) for f in full)
+    assert along > 2 * across > 0
 
 
 def test_listed_stars_sit_where_their_light_is():
@@ -131,13 +190,18 @@ def test_frames_are_the_same_for_any_number_of_workers():
     assert not np.array_equal(other["noisy"], whole["noisy"][:3])
 
 
-def test_injected_cosmic_rays_add_charge_only_in_their_mask():
+def test_injected_cosmic_rays_are_the_same_charge_whatever_the_frames_noise():
+    """The injector adds the simulation's rays in electrons: the same charge into a quiet and a
+    noisy frame (same seed), marked where it reaches one sigma of each frame's noise."""
     frame = np.full((40, 70), 500.0)
-    out, mask = sim.inject_cosmic_rays(
-        frame, 22.0, np.random.default_rng(3), replace(sim.Settings(), cosmic_density=5e-3)
-    )
-    assert out.shape == frame.shape and mask.any()
-    assert np.all(out[~mask] == 500.0) and np.all(out[mask] - 500.0 >= 0.5 * 8 * 22.0)
+    settings = replace(sim.Settings(), cosmic_density=5e-3)
+    quiet, quiet_mask = sim.inject_cosmic_rays(frame, 5.0, np.random.default_rng(3), settings)
+    noisy, noisy_mask = sim.inject_cosmic_rays(frame, 50.0, np.random.default_rng(3), settings)
+    np.testing.assert_array_equal(quiet, noisy)
+    deposit = quiet - frame
+    np.testing.assert_array_equal(quiet_mask, deposit >= 5.0)
+    np.testing.assert_array_equal(noisy_mask, deposit >= 50.0)
+    assert noisy_mask.sum() < quiet_mask.sum()  # the rims and faint rays drown in the noisier frame
 
 
 @pytest.mark.parametrize("name", ["sky-denoise", "sky-inpaint"])
@@ -180,6 +244,12 @@ def test_tpr_at_fpr_by_hand():
     # thresholds above 0.5 flag no clean pixel: 2 of 4 rays; the third (0.3) costs 400 clean pixels
     assert sky.tpr_at_fpr(scores, truth, 0.005) == 0.5
     assert sky.tpr_at_fpr(scores, truth, 0.41) == 0.75
+    # between two points of the ROC the rate is interpolated: 2 rays at no cost, all 4 at 2 of 200
+    # clean pixels (1 %); flagging at the lower threshold half the time gives 3 rays at 0.5 %
+    truth = np.array([1] * 4 + [0] * 200)
+    scores = np.concatenate([[0.9, 0.9, 0.5, 0.5], [0.5, 0.5], np.zeros(198)])
+    assert sky.tpr_at_fpr(scores, truth, 0.005) == pytest.approx(0.75)
+    assert sky.tpr_at_fpr(scores, truth, 0.0) == 0.5
 
 
 def test_masked_mse_in_noise_units_and_psnr_by_hand():
@@ -215,8 +285,9 @@ def test_aperture_photometry_recovers_an_isolated_star():
     measured = classical.aperture_fluxes(image, np.array([25.0]), np.array([23.0]), fwhm)
     enclosed = 1 - math.exp(-0.5 * (1.5 * fwhm / (fwhm / 2.3548)) ** 2)
     assert measured[0] == pytest.approx(flux * enclosed, rel=0.005)
-    peaks = classical.local_peaks(image, np.array([25.4]), np.array([23.0]), fwhm)
-    assert peaks[0] == pytest.approx(flux * stamp.max())
+    heights, peaks = classical.peak_heights(image, fwhm)
+    found = classical.nearby_maximum(heights, peaks, np.array([25.4]), np.array([23.0]))
+    assert found[0] == pytest.approx(flux * stamp.max(), rel=1e-9)
 
 
 def test_star_metrics_of_the_truth_are_perfect_and_a_blur_loses_stars():
@@ -226,6 +297,21 @@ def test_star_metrics_of_the_truth_are_perfect_and_a_blur_loses_stars():
     assert perfect["star_recovery"] == 1.0 and perfect["flux_error"] == 0.0
     blurred = classical.smooth(split.y, "gaussian", 3.0)[:, 0]
     assert sky.star_metrics(blurred, clean, split.meta)["star_recovery"] < 0.9
+
+
+def test_star_recovery_does_not_reward_noise():
+    """Completeness at a fixed false-detection rate: noise added to the frames raises the
+    detection threshold, so twice the frame's noise recovers fewer faint stars than the frame
+    itself, and the frame fewer than the truth (a fixed 3-sigma cut on the nearest peak did the
+    opposite: noise pushes peaks up). Pure noise on star-free frames finds almost none."""
+    split = get_task("sky-denoise").generate(24, np.random.default_rng(0))
+    clean, noisy = split.y[:, 0], split.x[:, 0]
+    frame = sky.star_metrics(noisy, clean, split.meta)
+    worse = sky.star_metrics(clean + 2 * (noisy - clean), clean, split.meta)
+    assert worse["star_recovery_faint"] < frame["star_recovery_faint"] < 1.0
+    assert worse["star_threshold"] > frame["star_threshold"] > 2.5
+    sky_only = split.y[:, 1] + np.random.default_rng(1).normal(size=clean.shape) * split.y[:, 2]  # no stars
+    assert sky.star_metrics(sky_only, clean, split.meta)["star_recovery"] < 0.1
 
 
 # ---- baselines against doing nothing -----------------------------------------------------------------
@@ -245,7 +331,11 @@ def test_lacosmic_finds_most_cosmic_rays_at_half_a_per_cent_false_positives():
     scores = task.baseline(test, test)
     assert scores.shape == (8, 2, 64, 64)
     result = task.metrics(scores, test)
-    assert result["tpr_at_fpr_0.005"] > 0.6
+    # faint rays and the rims of bright ones (a sky sigma or two) are in the mask: no detector
+    # finds them all; L.A.Cosmic finds 0.35-0.4 of the pixels at 0.5 % (0.64 before they were)
+    assert result["tpr_at_fpr_0.005"] > 0.3
+    assert result["lacosmic_objlim"] in classical.OBJLIMS and result["lacosmic_sigfrac"] in classical.SIGFRACS
+    assert result["lacosmic_sigclips"] == len(classical.SIGCLIPS) >= 40
     # the raw pixel value is a much worse score: hot pixels and stars outshine faint rays
     raw = task.metrics(np.stack([-test.x[:, 0], test.x[:, 0]], axis=1), test)
     assert result["tpr_at_fpr_0.005"] > raw["tpr_at_fpr_0.005"]
@@ -256,7 +346,12 @@ def test_biharmonic_inpainting_follows_the_sky_where_a_flat_fill_cannot():
     noise (error below one noise variance), a flat fill with the frame's median by far worse. (With
     stars under the masks neither is good: a star's core is not in the pixels around it.)"""
     settings = replace(
-        sim.Settings(), star_density=0.0, galaxy_density=0.0, gradient=1.0, sky=(1000.0, 2000.0)
+        sim.Settings(),
+        star_density=0.0,
+        galaxy_density=0.0,
+        gradient=1.0,
+        sky=(1000.0, 2000.0),
+        bright_star_probability=0.0,
     )
     task = get_task("sky-inpaint")
     test = task.split_of(sim.simulate(10, 64, seed=4, settings=settings))
@@ -350,7 +445,10 @@ def test_each_task_trains_and_reports_its_metrics_for_every_method(runs, name):
     assert (run.path / "plots" / "before_after.png").exists()
     if name == "sky-cosmic-rays":
         assert (run.path / "plots" / "roc.png").exists()
-        assert results["baseline"]["tpr_at_fpr_0.005"] > 0.5  # L.A.Cosmic, whatever one epoch gives
+        # L.A.Cosmic works whatever one epoch gives (0.18 on these 8 small frames, whose masks hold
+        # faint rays and rims; its score without the tuning and fine sweep is in the docs)
+        assert results["baseline"]["tpr_at_fpr_0.005"] > 0.1
+        assert results["baseline"]["lacosmic_objlim"] in classical.OBJLIMS
 
 
 def test_a_generated_file_trains_as_it_is(tmp_path):

@@ -3,15 +3,26 @@
 A frame is the expected image (``clean``: sky background with a linear gradient, stars through
 the frame's point-spread function, Sersic galaxies convolved with it) observed through a CCD:
 Poisson noise of the electrons, Gaussian read noise, digitisation at the gain (ADU steps of
-``gain`` electrons) and saturation at the full well (``noisy``). Three products are built on it:
+``gain`` electrons) and saturation at the full well, the excess bleeding along columns
+(``noisy``). Three products are built on it:
 
-- ``frame``: ``noisy`` plus cosmic rays and hot pixels, clipped at the full well; cosmic rays are
+- ``frame``: ``noisy`` plus cosmic rays and hot pixels, clipped at the full well. Cosmic rays are
   charge deposited directly in the silicon, so they are never convolved with the PSF: sharp-edged
   spots (1-4 pixels), straight tracks at random angles, curved worms (a random walk) and broad
-  tracks 2-4 pixels across, with energies of 8 to 300 times the pixel noise (Groom 2004, "Cosmic
-  rays and other nonsense in astronomical CCD imagers"; the shapes of deepCR's training data,
-  Zhang and Bloom 2020);
-  ``cr_mask`` marks their pixels. Hot pixels are single bright pixels that are *not* cosmic rays.
+  tracks 2-4 pixels across (the shapes of deepCR's training data, Zhang and Bloom 2020). Their
+  charge is set by the path in the silicon, not by the frame's sky: per pixel of path a ray
+  deposits a level drawn log-normally around 800 e- (10^2 to 10^4 e-, faint rays included;
+  Groom 2004, "Cosmic rays and other nonsense in astronomical CCD imagers": a minimum-ionising
+  particle leaves ~80 e- per micron of silicon), each pixel fluctuating about it as a Landau
+  distribution does (Moyal's approximation, long tail upwards), and 2-6 % of the charge diffuses
+  into the eight neighbours (the faint rim L.A.Cosmic's neighbour growth looks for). ``cr_mask``
+  marks the pixels where a ray's charge, as read out, is at least ``MASK_SIGMAS`` of the sky noise:
+  the pixels a cleaning should replace (a ray below the noise, or on a saturated pixel, changes
+  nothing there). Hot pixels are single bright pixels that are *not* cosmic rays.
+- Saturated stars bleed: the charge above the full well spills up and down its column into the
+  neighbouring pixels until they too are full (blooming along the readout direction). A bleed
+  trail is a bright sharp-edged streak, the classic false positive of a cosmic-ray detector, and
+  it is in ``noisy`` and never in ``cr_mask``.
 - ``missing_mask``: pixels without data: round holes, satellite trails across the frame, a chip
   gap (a band of rows or columns) and bad columns.
 
@@ -34,7 +45,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import signal
+from scipy import ndimage, signal, stats
 
 #: Sub-pixel steps per pixel of the rendered PSF (star positions lie on this grid).
 OVERSAMPLE = 5
@@ -46,6 +57,10 @@ CHUNK = 64
 IMAGES = ("clean", "noisy", "frame")
 MASKS = ("cr_mask", "missing_mask")
 SCALARS = ("gain", "read_noise", "sky", "fwhm", "full_well")
+#: A pixel is in the cosmic-ray mask where the ray's charge is at least this many sky sigmas.
+MASK_SIGMAS = 1.0
+#: How a cosmic ray's charge diffuses into its neighbours: sides twice the corners, summing to 1.
+RIM = np.array([[1.0, 2.0, 1.0], [2.0, 0.0, 2.0], [1.0, 2.0, 1.0]]) / 12
 
 
 @dataclass(frozen=True)
@@ -61,11 +76,16 @@ class Settings:
     full_well: tuple[float, float] = (6e4, 1.5e5)  # e-
     star_density: float = 4e-3  # stars per pixel (Poisson mean)
     star_flux: tuple[float, float] = (50.0, 5e5)  # e-, dN/dlogF flat in log F
+    bright_star_probability: float = 0.25  # frames with one more star, bright enough to saturate
+    bright_star_flux: tuple[float, float] = (1e6, 2e7)  # e-, log-uniform
     galaxy_density: float = 5e-4
     galaxy_flux: tuple[float, float] = (500.0, 5e4)
     cosmic_density: float = 1.2e-3  # events per pixel
-    cosmic_energy: tuple[float, float] = (8.0, 300.0)  # per pixel, in units of the pixel noise
+    cosmic_charge: tuple[float, float] = (800.0, 1.0)  # e- per pixel of path: median, log-normal sigma
+    cosmic_charge_range: tuple[float, float] = (30.0, 3e4)  # e-, the log-normal clipped to this
+    cosmic_rim: tuple[float, float] = (0.02, 0.06)  # share of the charge diffused into the neighbours
     hot_pixel_density: float = 5e-5  # left after dark subtraction
+    hot_pixel_charge: tuple[float, float] = (300.0, 1e4)  # e-, log-uniform
     holes: tuple[int, int] = (0, 2)  # round holes per frame (inclusive)
     trail_probability: float = 0.3
     chip_gap_probability: float = 0.25
@@ -126,16 +146,15 @@ def _line(x0: float, y0: float, angle: float, length: float) -> tuple[np.ndarray
     return np.round(y0 + t * np.sin(angle)).astype(int), np.round(x0 + t * np.cos(angle)).astype(int)
 
 
-def cosmic_ray(rng: np.random.Generator, size: int, noise: float, energy: tuple[float, float]) -> np.ndarray:
+def cosmic_ray(rng: np.random.Generator, size: int, s: Settings = Settings()) -> np.ndarray:
     """One cosmic ray's deposit (size, size) in electrons: a spot, a track, a worm or a broad
-    track (charge spread 2-4 pixels across, as in thick, deep-depletion CCDs); every pixel it
-    touches gets at least half its per-pixel energy, the pixels around it nothing (real rays
-    also leave a faint rim of diffused charge, which this leaves out)."""
+    track (charge spread 2-4 pixels across, as in thick, deep-depletion CCDs), with its rim."""
     deposit = np.zeros((size, size))
-    level = noise * math.exp(rng.uniform(math.log(energy[0]), math.log(energy[1])))
+    median, spread = s.cosmic_charge
+    level = float(np.clip(median * math.exp(rng.normal(0.0, spread)), *s.cosmic_charge_range))
     x0, y0 = rng.uniform(0, size, 2)
     kind = rng.choice(4, p=[0.35, 0.35, 0.2, 0.1])
-    if kind == 0:  # spot: 1-4 adjacent pixels
+    if kind == 0:  # spot: 1-4 adjacent pixels (a ray that crossed the silicon near the normal)
         rows, cols = [int(y0)], [int(x0)]
         for _ in range(rng.integers(0, 4)):
             dy, dx = [(0, 1), (1, 0), (0, -1), (-1, 0)][rng.integers(4)]
@@ -157,23 +176,56 @@ def cosmic_ray(rng: np.random.Generator, size: int, noise: float, energy: tuple[
         rows, cols = np.nonzero((np.abs(across) <= half) & (along >= 0) & (along <= length))
     keep = (rows >= 0) & (rows < size) & (cols >= 0) & (cols < size)
     pixels = np.unique(np.stack([rows[keep], cols[keep]]), axis=1)
-    # Landau-like fluctuations of the energy loss, bounded so the edge stays sharp
-    deposit[pixels[0], pixels[1]] = level * np.clip(rng.lognormal(0.0, 0.35, pixels.shape[1]), 0.5, 3.0)
-    return deposit
+    # Landau fluctuations of the energy loss per pixel (Moyal's form: the level is the most probable
+    # value, the tail reaches several times it), bounded below so that a track has no gaps
+    spread = np.clip(1 + 0.25 * stats.moyal.rvs(size=pixels.shape[1], random_state=rng), 0.4, 5.0)
+    deposit[pixels[0], pixels[1]] = level * spread
+    rim = rng.uniform(*s.cosmic_rim)
+    return (1 - rim) * deposit + rim * ndimage.convolve(deposit, RIM, mode="constant")
+
+
+def cosmic_deposits(
+    rng: np.random.Generator, height: int, width: int, s: Settings = Settings()
+) -> np.ndarray:
+    """The charge (H, W) in electrons of a Poisson number of cosmic rays (``s.cosmic_density``)."""
+    size = max(height, width)
+    deposits = np.zeros((size, size))
+    for _ in range(rng.poisson(s.cosmic_density * height * width)):
+        deposits += cosmic_ray(rng, size, s)
+    return deposits[:height, :width]
 
 
 def inject_cosmic_rays(
     frame: np.ndarray, noise: float, rng: np.random.Generator, s: Settings = Settings()
 ) -> tuple[np.ndarray, np.ndarray]:
-    """A real frame (H, W) in electrons with simulated cosmic rays added: (frame, their mask).
-    ``noise`` is the frame's sky noise in electrons (the rays' energies are in its units)."""
-    height, width = frame.shape
-    size = max(height, width)
-    deposits = np.zeros((size, size))
-    for _ in range(rng.poisson(s.cosmic_density * height * width)):
-        deposits += cosmic_ray(rng, size, noise, s.cosmic_energy)
-    deposits = deposits[:height, :width]
-    return frame + deposits, deposits > 0
+    """A real frame (H, W) in electrons with simulated cosmic rays added, as the simulation makes
+    them (charge in electrons, whatever the frame's noise): (frame, their mask), the mask where a
+    ray adds at least ``MASK_SIGMAS`` times ``noise``, the frame's sky noise in electrons."""
+    deposits = cosmic_deposits(rng, *frame.shape, s)
+    return frame + deposits, deposits >= MASK_SIGMAS * noise
+
+
+def bleed(electrons: np.ndarray, full_well: float) -> np.ndarray:
+    """Charge above the full well spilt up and down its column (half each way) into the next
+    pixels, each filled to the full well before the rest moves on; what reaches the frame's edge
+    is lost. Pixels are then at most the full well."""
+    out = np.array(electrons, np.float64)
+    for col in np.nonzero((out > full_well).any(axis=0))[0]:
+        column = out[:, col]
+        over = column > full_well
+        labels, count = ndimage.label(over)
+        for run in range(1, count + 1):
+            rows = np.nonzero(labels == run)[0]
+            excess = float((column[rows] - full_well).sum())
+            column[rows] = full_well
+            for direction, start in ((-1, rows[0] - 1), (1, rows[-1] + 1)):
+                left, row = excess / 2, start
+                while left > 0 and 0 <= row < len(column):
+                    take = min(left, max(full_well - column[row], 0.0))
+                    column[row] += take
+                    left -= take
+                    row += direction
+    return out
 
 
 def missing_mask(rng: np.random.Generator, size: int, s: Settings) -> np.ndarray:
@@ -213,10 +265,11 @@ def simulate_frame(rng: np.random.Generator, size: int, s: Settings = Settings()
     radius = math.ceil(4 * fwhm)
     stamps = psf_stamps(fwhm, beta, radius)
     n_stars = min(rng.poisson(s.star_density * size * size), MAX_STARS)
+    bright = rng.random() < s.bright_star_probability and n_stars < MAX_STARS  # one that bleeds
     stars = np.full((MAX_STARS, 3), np.nan, np.float32)  # x, y, flux
     padded = np.zeros((size + 2 * radius, size + 2 * radius))
-    for k in range(n_stars):
-        flux = log_uniform(s.star_flux)
+    for k in range(n_stars + bright):
+        flux = log_uniform(s.bright_star_flux if k == n_stars else s.star_flux)
         col, row = rng.integers(0, size, 2)
         i, j = rng.integers(0, OVERSAMPLE, 2)
         padded[row : row + 2 * radius + 1, col : col + 2 * radius + 1] += flux * stamps[i, j]
@@ -233,22 +286,24 @@ def simulate_frame(rng: np.random.Generator, size: int, s: Settings = Settings()
         psf = stamps[OVERSAMPLE // 2, OVERSAMPLE // 2]
         clean += np.clip(signal.fftconvolve(galaxies, psf, mode="same"), 0, None)
 
-    electrons = rng.poisson(clean) + rng.normal(0, read_noise, clean.shape)
+    collected = bleed(rng.poisson(clean), full_well)  # saturated stars spill along their columns
+    electrons = collected + rng.normal(0, read_noise, clean.shape)
     noisy = np.minimum(np.round(electrons / gain) * gain, full_well)  # digitised, saturated
 
     noise = math.sqrt(sky + read_noise**2)
-    deposits = np.zeros((size, size))
-    for _ in range(rng.poisson(s.cosmic_density * size * size)):
-        deposits += cosmic_ray(rng, size, noise, s.cosmic_energy)
+    deposits = cosmic_deposits(rng, size, size, s)
     hot = np.zeros((size, size))
     n_hot = rng.poisson(s.hot_pixel_density * size * size)
-    hot[rng.integers(0, size, n_hot), rng.integers(0, size, n_hot)] = noise * rng.uniform(10, 300, n_hot)
+    hot[rng.integers(0, size, n_hot), rng.integers(0, size, n_hot)] = np.exp(
+        rng.uniform(*np.log(s.hot_pixel_charge), n_hot)
+    )
     frame = np.minimum(noisy + np.round((deposits + hot) / gain) * gain, full_well)
+    seen = np.minimum(noisy + deposits, full_well) - noisy  # a ray on a full pixel leaves no trace
     return {
         "clean": clean.astype(np.float32),
         "noisy": noisy.astype(np.float32),
         "frame": frame.astype(np.float32),
-        "cr_mask": deposits > 0,
+        "cr_mask": seen >= MASK_SIGMAS * noise,
         "missing_mask": missing_mask(rng, size, s),
         "gain": gain,
         "read_noise": read_noise,
