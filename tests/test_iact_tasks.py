@@ -11,6 +11,7 @@ import torch
 
 import astrocnn
 from astrocnn.data.readers import DataError
+from astrocnn.errors import OptionError
 from astrocnn.tasks import get_task
 from astrocnn.tasks.iact import hillas
 from astrocnn.tasks.iact import tasks as iact_tasks
@@ -262,7 +263,41 @@ def test_energy_trains_from_a_generated_file(tmp_path):
         assert results[method]["energy_bias_bins"] == iact_tasks.ENERGY_BINS
     # trees on Hillas parameters reconstruct log10 E to better than a factor of two
     assert results["baseline"]["rmse_log10"] < 0.3
+    # and the impact distance (0-300 m, uniform over the disc: about 70 m from guessing its mean)
+    assert results["baseline"]["impact_resolution"] < 35.0
+    assert all("impact_resolution" in results[m] for m in ("cnn", "mlp"))
     assert (run.path / "plots" / "migration.png").exists()
+
+
+def test_energy_targets_are_log_energy_and_impact_distance_and_come_back_unscaled():
+    task = iact_tasks.IactEnergy()
+    events = task._selected(iact_tasks.sim.GAMMA, 40, np.random.default_rng(3))
+    y = task.labels(events)
+    assert y.shape == (40, 2) and task.num_outputs == 2
+    np.testing.assert_allclose(y[:, 0], np.log10(events.energy), rtol=1e-6)
+    np.testing.assert_allclose(y[:, 1], np.hypot(events.core[:, 0], events.core[:, 1]), rtol=1e-6)
+    scaled = task.target_tensor(y)
+    assert float(scaled.abs().max()) < 3.0  # about unit scale for the loss
+    torch.testing.assert_close(task.postprocess(scaled), torch.from_numpy(y), rtol=1e-5, atol=1e-4)
+    only = iact_tasks.IactEnergy(impact="no")
+    assert only.num_outputs == 1 and only.output_names == ("log10_energy_tev",)
+    np.testing.assert_allclose(only.labels(events)[:, 0], y[:, 0])
+    with pytest.raises(OptionError):
+        iact_tasks.IactEnergy(impact="maybe")
+
+
+def test_impact_resolution_by_hand():
+    task = iact_tasks.IactEnergy()
+    impact = np.linspace(10.0, 250.0, 100)
+    test = iact_tasks.ArraySplit(
+        np.zeros((100, 2, 1, 1), np.float32), np.stack([np.zeros(100), impact], 1), {"impact": impact}
+    )
+    errors = np.arange(100.0) - 50.0  # |error| 0 .. 50: the 68 % quantile of |e| is known
+    prediction = np.stack([np.zeros(100), impact + errors], 1)
+    expected = np.quantile(np.abs(errors), 0.68)
+    assert task.metrics(prediction, test)["impact_resolution"] == pytest.approx(expected)
+    # a prediction of the energy alone (a one-output network) has no impact metric
+    assert "impact_resolution" not in task.metrics(prediction[:, :1], test)
 
 
 def test_a_file_without_protons_is_refused_for_gamma_hadron(tmp_path):

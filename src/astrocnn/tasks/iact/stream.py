@@ -48,6 +48,14 @@ def scan(path: Path, task: _IactTask) -> tuple[np.ndarray, np.ndarray, np.ndarra
         return f["particle"][()].astype(np.int64), f["energy"][()].astype(np.float64), sizes
 
 
+def cores(path: Path) -> np.ndarray:
+    """(n, 2) the shower cores of every event of the file, m (a target of ``iact-energy``)."""
+    from astrocnn.data.readers import library_errors, open_hdf5
+
+    with library_errors(path, "HDF5"), open_hdf5(path) as f:
+        return f["core"][()].astype(np.float64)
+
+
 class StreamedEvents(Dataset):
     """The network's inputs and targets for the file rows ``rows`` (increasing), read on demand.
 

@@ -332,8 +332,10 @@ class _IactTask(Task):
             )
         from astrocnn.engine.splits import BASELINE_SAMPLES, Splits
 
+        core = stream.cores(path)
+
         def streamed(rows: np.ndarray) -> stream.StreamedEvents:
-            truth = SimpleNamespace(particle=particle[rows], energy=energy[rows])
+            truth = SimpleNamespace(particle=particle[rows], energy=energy[rows], core=core[rows])
             return stream.StreamedEvents(path, self, rows, self.labels(truth))
 
         fit_rows = np.sort(parts[0][:BASELINE_SAMPLES])  # a random part of the training split
@@ -538,25 +540,58 @@ class IactEnergy(_IactTask):
             False,
         ),
         "rmse_log10": ("root-mean-square error of log10 E", False),
+        "impact_resolution": (
+            "68 % containment of the impact distance's absolute error, m (with impact=yes)",
+            False,
+        ),
     }
     defaults = DEFAULTS
-    LOG_E_MEAN, LOG_E_SCALE = 0.5, 0.5
+    option_names = (*_IactTask.option_names, "impact")
+    #: Targets' shift and scale: (log10 E / TeV, impact distance / m) -> about zero mean, unit range
+    TARGET_MEAN, TARGET_SCALE = (0.5, 150.0), (0.5, 100.0)
+
+    def __init__(self, *args: Any, impact: str = "yes", **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        if impact not in ("yes", "no"):
+            raise OptionError(f"impact must be yes or no, not {impact!r}")
+        #: Whether the network also regresses the impact distance (a second output): the energy
+        #: of a gamma ray is its image's size over the light density at the telescope, which
+        #: falls with the impact distance; a network asked for both learns the distance.
+        self.with_impact = impact == "yes"
+        self.num_outputs = 2 if self.with_impact else 1
+        self.output_names = ("log10_energy_tev", "impact_m")[: self.num_outputs]
+
+    def options(self) -> dict[str, Any]:
+        return {**super().options(), "impact": "yes" if self.with_impact else "no"}
 
     def labels(self, events: sim.Events) -> np.ndarray:
-        return np.log10(events.energy)[:, None].astype(np.float32)
+        columns = [np.log10(events.energy)]
+        if self.with_impact:
+            columns.append(np.hypot(events.core[:, 0], events.core[:, 1]))
+        return np.stack(columns, axis=1).astype(np.float32)
+
+    def _shift_scale(self) -> tuple[np.ndarray, np.ndarray]:
+        n = self.num_outputs
+        return np.array(self.TARGET_MEAN[:n], np.float32), np.array(self.TARGET_SCALE[:n], np.float32)
 
     def target_tensor(self, y: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor((np.asarray(y) - self.LOG_E_MEAN) / self.LOG_E_SCALE, dtype=torch.float32)
+        mean, scale = self._shift_scale()
+        return torch.as_tensor((np.asarray(y, np.float32) - mean) / scale, dtype=torch.float32)
 
     def postprocess(self, output: torch.Tensor) -> torch.Tensor:
-        return output * self.LOG_E_SCALE + self.LOG_E_MEAN
+        mean, scale = (torch.as_tensor(v, dtype=output.dtype, device=output.device) for v in self._shift_scale())
+        return output * scale + mean
 
     def describe_postprocessing(self) -> str:
-        return f"output * {self.LOG_E_SCALE} + {self.LOG_E_MEAN}: log10 of the energy in TeV"
+        text = f"output[:, 0] * {self.TARGET_SCALE[0]} + {self.TARGET_MEAN[0]}: log10 of the energy in TeV"
+        if self.with_impact:
+            text += f"; output[:, 1] * {self.TARGET_SCALE[1]} + {self.TARGET_MEAN[1]}: the impact distance in m"
+        return text
 
     def metrics(self, prediction: np.ndarray, test: ArraySplit) -> dict[str, Any]:
-        true = np.asarray(test.y, np.float64).reshape(-1)
-        reco = np.asarray(prediction, np.float64).reshape(-1)
+        prediction = np.asarray(prediction, np.float64).reshape(len(test.y), -1)
+        true = np.asarray(test.y, np.float64).reshape(len(test.y), -1)[:, 0]
+        reco = prediction[:, 0]
         resolution, bias = energy_resolution(10**true, 10**reco, ENERGY_BINS)
         low, high = HEADLINE_BINS
         headline = [
@@ -569,12 +604,24 @@ class IactEnergy(_IactTask):
             "energy_resolution_bins": ENERGY_BINS,
             "energy_bias": bias,
             "energy_bias_bins": ENERGY_BINS,
+            **self._impact_metrics(prediction, test),
         }
 
+    def _impact_metrics(self, prediction: np.ndarray, test: ArraySplit) -> dict[str, float]:
+        """68 % containment of the impact distance's error (m), where the prediction holds one."""
+        if prediction.shape[1] < 2 or "impact" not in test.meta:
+            return {}
+        error = np.abs(prediction[:, 1] - np.asarray(test.meta["impact"], np.float64))
+        return {"impact_resolution": float(np.quantile(error, 0.68))}
+
     def baseline(self, train: ArraySplit, test: ArraySplit) -> np.ndarray:
-        model = HistGradientBoostingRegressor(max_iter=300, learning_rate=0.1, random_state=0)
-        model.fit(self.hillas(train), np.asarray(train.y).reshape(-1))
-        return model.predict(self.hillas(test))[:, None]
+        features, targets = self.hillas(train), np.asarray(train.y).reshape(len(train.y), -1)
+        test_features = self.hillas(test)
+        columns = []
+        for k in range(targets.shape[1]):  # one forest per target: log10 E, and the impact distance
+            model = HistGradientBoostingRegressor(max_iter=300, learning_rate=0.1, random_state=0)
+            columns.append(model.fit(features, targets[:, k]).predict(test_features))
+        return np.stack(columns, axis=1)
 
     def plots(self, results, test, predictions, out, networks) -> None:
         from astrocnn.tasks.iact import plots as iact_plots
