@@ -231,19 +231,27 @@ def bound() -> str:
     )
 
 
-def _previous_mappings(path: Path) -> str:
-    """The mapping comparison as the page holds it now (for ``--skip-mappings``)."""
+#: The page's subsections, in order: part name -> its heading.
+HEADINGS = {
+    "gamma_hadron": "### iact-gamma-hadron, default run",
+    "energy": "### iact-energy, default run",
+    "bound": "### iact-energy: how much better than the baseline any image analysis can be",
+    "mappings": "### Square mappings against the native hexagonal convolution",
+}
+NOT_RERUN = "*Not rerun with the parts above (`--only`): the last measurement, with the code of its date.*"
+
+
+def _previous(path: Path, part: str) -> str:
+    """A part's subsection as the page holds it now (for the parts ``--only`` leaves out)."""
     text = path.read_text() if path.exists() else ""
-    start = text.find("### Square mappings against the native hexagonal convolution")
-    end = text.find("<!-- end iact -->", start)
-    if start < 0 or end < 0:
-        return "### Square mappings against the native hexagonal convolution\n\nNot measured yet."
-    old = text[start:end].strip().split("\n", 1)[1].strip()
-    return (
-        "### Square mappings against the native hexagonal convolution\n\n"
-        "Not rerun with the tasks above (`--skip-mappings`): the last measurement, with the "
-        "simulation and the network input of its date.\n\n" + old
-    )
+    heading = HEADINGS[part]
+    start = text.find(heading)
+    if start < 0:
+        return f"{heading}\n\nNot measured yet."
+    ends = [text.find(h, start + len(heading)) for h in [*HEADINGS.values(), "<!-- end iact -->"]]
+    end = min(e for e in ends if e > start)
+    body = text[start + len(heading) : end].strip().replace(NOT_RERUN, "").strip()
+    return f"{heading}\n\n{NOT_RERUN}\n\n{body}"
 
 
 def _part(name: str) -> tuple[str, dict[str, Any] | None]:
@@ -252,6 +260,8 @@ def _part(name: str) -> tuple[str, dict[str, Any] | None]:
             return gamma_hadron(Path(tmp))
         if name == "bound":
             return bound(), None
+        if name == "mappings":
+            return mappings(Path(tmp)), None
         return energy(Path(tmp)), None
 
 
@@ -262,29 +272,30 @@ def main() -> None:
         "--jobs", type=int, default=1, help="2: the two default runs at once, in two processes"
     )
     parser.add_argument(
-        "--skip-mappings", action="store_true", help="keep the page's mapping comparison as it is"
+        "--only",
+        default=",".join(HEADINGS),
+        help=f"comma-separated parts to run ({', '.join(HEADINGS)}); the page keeps the others",
     )
     args = parser.parse_args()
-    if args.jobs > 1:
+    parts = [p.strip() for p in args.only.split(",") if p.strip()]
+    unknown = sorted(set(parts) - set(HEADINGS))
+    if unknown:
+        parser.error(f"unknown part {unknown[0]!r}; the parts are {', '.join(HEADINGS)}")
+    texts: dict[str, str] = {}
+    runs = [p for p in ("gamma_hadron", "energy") if p in parts]
+    if args.jobs > 1 and len(runs) == 2:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-            gh, en = pool.submit(_part, "gamma_hadron"), pool.submit(_part, "energy")
-            gh_text, energy_text = gh.result()[0], en.result()[0]
-    else:
-        gh_text, energy_text = _part("gamma_hadron")[0], _part("energy")[0]
-    print(gh_text, energy_text, sep="\n\n", flush=True)
-    if args.skip_mappings:
-        mapping_text = _previous_mappings(args.out)
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            mapping_text = mappings(Path(tmp))
-    bound_text = _part("bound")[0]
-    print(bound_text, flush=True)
-    body = "\n\n".join([gh_text, energy_text, bound_text, mapping_text])
+            futures = {p: pool.submit(_part, p) for p in runs}
+            texts.update({p: f.result()[0] for p, f in futures.items()})
+    for part in parts:
+        if part not in texts:
+            texts[part] = _part(part)[0]
+        print(texts[part], flush=True)
+    body = "\n\n".join(texts.get(p) or _previous(args.out, p) for p in HEADINGS)
     write_section(args.out, "iact", "Cherenkov telescopes: particle type and energy", body)
-    print(mapping_text)
 
 
 if __name__ == "__main__":

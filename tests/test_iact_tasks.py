@@ -286,6 +286,19 @@ def test_energy_targets_are_log_energy_and_impact_distance_and_come_back_unscale
         iact_tasks.IactEnergy(impact="maybe")
 
 
+def test_a_harder_training_spectrum_leaves_the_test_events_alone():
+    same = iact_tasks.IactEnergy()
+    hard = iact_tasks.IactEnergy(train_index="1.2")
+    test = hard.generate(120, np.random.default_rng(4), "test")
+    np.testing.assert_array_equal(test.y, same.generate(120, np.random.default_rng(4), "test").y)
+    train = hard.generate(120, np.random.default_rng(4), "train")
+    # E^-1.2 above the size cut's threshold: far more events above 10 TeV than E^-2 gives
+    assert np.mean(train.y[:, 0] > 1.0) > 2 * np.mean(test.y[:, 0] > 1.0)
+    assert hard.settings.index == 2.0  # restored after generating
+    with pytest.raises(OptionError):
+        iact_tasks.IactEnergy(train_index="steep")
+
+
 def test_impact_resolution_by_hand():
     task = iact_tasks.IactEnergy()
     impact = np.linspace(10.0, 250.0, 100)

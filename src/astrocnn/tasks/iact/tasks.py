@@ -21,6 +21,7 @@ scikit-learn's gradient-boosted trees on them, trained on the same events.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, ClassVar
@@ -546,14 +547,21 @@ class IactEnergy(_IactTask):
         ),
     }
     defaults = DEFAULTS
-    option_names = (*_IactTask.option_names, "impact")
+    option_names = (*_IactTask.option_names, "impact", "train_index")
     #: Targets' shift and scale: (log10 E / TeV, impact distance / m) -> about zero mean, unit range
     TARGET_MEAN, TARGET_SCALE = (0.5, 150.0), (0.5, 100.0)
 
-    def __init__(self, *args: Any, impact: str = "yes", **kwargs: Any):
+    def __init__(self, *args: Any, impact: str = "yes", train_index: Any = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         if impact not in ("yes", "no"):
             raise OptionError(f"impact must be yes or no, not {impact!r}")
+        try:
+            #: The spectral index of the generated training and validation events (None: the
+            #: test events', E^-2): a harder one puts more of them at high energy, where E^-2
+            #: leaves few; the test events keep E^-2 (per-bin metrics barely depend on it).
+            self.train_index = None if train_index in (None, "", "same") else float(train_index)
+        except (TypeError, ValueError):
+            raise OptionError(f"train_index must be a spectral index (e.g. 1.5), not {train_index!r}") from None
         #: Whether the network also regresses the impact distance (a second output): the energy
         #: of a gamma ray is its image's size over the light density at the telescope, which
         #: falls with the impact distance; a network asked for both learns the distance.
@@ -562,7 +570,21 @@ class IactEnergy(_IactTask):
         self.output_names = ("log10_energy_tev", "impact_m")[: self.num_outputs]
 
     def options(self) -> dict[str, Any]:
-        return {**super().options(), "impact": "yes" if self.with_impact else "no"}
+        return {
+            **super().options(),
+            "impact": "yes" if self.with_impact else "no",
+            "train_index": "same" if self.train_index is None else self.train_index,
+        }
+
+    def generate(self, n: int, rng: np.random.Generator, split: str = "test") -> ArraySplit:
+        if split == "test" or self.train_index is None:
+            return super().generate(n, rng, split)
+        spectrum = self.settings
+        self.settings = dataclasses.replace(spectrum, index=self.train_index)
+        try:
+            return super().generate(n, rng, split)
+        finally:
+            self.settings = spectrum
 
     def labels(self, events: sim.Events) -> np.ndarray:
         columns = [np.log10(events.energy)]
