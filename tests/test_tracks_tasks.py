@@ -294,3 +294,23 @@ def test_count_trains_from_a_file(tmp_path):
     )  # fmt: skip
     results = run.metrics["results"]
     assert results["cnn"]["n_test"] == 6 and "count_mae" in results["baseline"]
+
+
+def test_labels_follow_the_larger_true_deposit_and_overlaps_are_rare():
+    """Each signal hit is labelled by the class that left more true energy in it, and hits holding
+    charge of both classes are rare: the bound overlaps put on per-hit efficiency and purity."""
+    settings = sim.Settings(dims=2, size=48, shower_probability=1.0)
+    events, e_track, e_shower = sim._simulate(40, np.random.default_rng(4), settings)
+    again = sim.simulate(40, np.random.default_rng(4), settings)
+    assert np.array_equal(events.image, again.image) and np.array_equal(events.label, again.label)
+    track, shower = events.label == sim.TRACK, events.label == sim.SHOWER
+    assert np.all(e_track[track] >= e_shower[track]) and np.all(e_shower[shower] > e_track[shower])
+    shared = sim.shared_hits(40, np.random.default_rng(4), settings)
+    assert shared["track_hits_with_shower_charge"] == pytest.approx(np.mean(e_shower[track] > 0))
+    assert 0 < shared["track_hits_with_shower_charge"] < 0.05
+    assert 0 < shared["shower_hits_with_track_charge"] < 0.05
+    assert shared["track_hits_with_shower_quarter"] <= shared["track_hits_with_shower_charge"]
+    no_showers = sim.shared_hits(
+        20, np.random.default_rng(4), sim.Settings(dims=2, size=48, shower_probability=0)
+    )
+    assert no_showers["track_hits_with_shower_charge"] == 0

@@ -435,6 +435,11 @@ def _shower_starts(showers, dims: int, rng: np.random.Generator, extent: float) 
 
 def simulate(n: int, rng: np.random.Generator, settings: Settings) -> Events:
     """``n`` events drawn from ``rng``."""
+    return _simulate(n, rng, settings)[0]
+
+
+def _simulate(n: int, rng: np.random.Generator, settings: Settings):
+    """The events, and the true energy that tracks and that showers left in each cell."""
     s, d = settings, settings.dims
     extent = s.size * s.pitch
     shape = (s.size,) * d
@@ -474,10 +479,32 @@ def simulate(n: int, rng: np.random.Generator, settings: Settings) -> Events:
     track_id = np.where(labels == TRACK, best, 0).astype(np.int8)
     ids = np.arange(1, s.max_tracks + 1)
     hits = (track_id.reshape(n, -1)[:, :, None] == ids).sum(axis=1)
-    return Events(
+    events = Events(
         image=image, label=labels, track_id=track_id, n_tracks=(hits >= MIN_TRACK_HITS).sum(axis=1),
         noise=noise, hits=hits, n_showers=np.isin(np.arange(n), showers[0]).astype(np.int64), **truth,
     )  # fmt: skip
+    return events, e_track, e_shower
+
+
+def shared_hits(n: int, rng: np.random.Generator, settings: Settings) -> dict[str, float]:
+    """How ambiguous the per-hit labels are in themselves: of the track hits (shower hits) of
+    ``n`` events, the fraction that also hold shower (track) charge, and the fraction where the
+    other class left at least a quarter as much as the owner. Each hit has one label, that of
+    the larger deposit, and the image holds only the sum: a method that labels every hit by the
+    other information there is (shape, context) still cannot tell a cell's shares apart, so
+    these fractions bound what it loses to overlaps."""
+    events, e_track, e_shower = _simulate(n, rng, settings)
+    track, shower = events.label == TRACK, events.label == SHOWER
+    return {
+        "track_hits_with_shower_charge": _ratio(track & (e_shower > 0), track),
+        "track_hits_with_shower_quarter": _ratio(track & (e_shower >= 0.25 * e_track), track),
+        "shower_hits_with_track_charge": _ratio(shower & (e_track > 0), shower),
+        "shower_hits_with_track_quarter": _ratio(shower & (e_track >= 0.25 * e_shower), shower),
+    }
+
+
+def _ratio(part: np.ndarray, whole: np.ndarray) -> float:
+    return float(part.sum() / whole.sum()) if whole.any() else float("nan")
 
 
 def readout(deposit: np.ndarray, noise: np.ndarray, s: Settings, rng: np.random.Generator) -> np.ndarray:
