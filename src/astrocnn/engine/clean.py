@@ -7,7 +7,8 @@ bound by the window, :mod:`astrocnn.engine.tiling`) and written back in the inpu
 
 - the cleaned image as the primary HDU under the input's header (WCS included);
 - ``CRPROB`` (float32): the cosmic-ray probability, for a ``sky-cosmic-rays`` run, whose cleaned
-  image has the pixels above probability 0.5 replaced by biharmonic inpainting;
+  image has the pixels above probability 0.5 replaced by biharmonic inpainting, each group of
+  them from its own surroundings (:func:`fill_regions`);
 - ``MASK`` (uint8): the pixels replaced: flagged cosmic rays, or the missing (non-finite) pixels
   an inpainting run fills; a denoising run changes every pixel and marks the non-finite ones.
 
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
+from scipy import ndimage
 
 from astrocnn.data.readers import DataError
 from astrocnn.data.writers import atomic_output
@@ -115,11 +117,9 @@ def clean_frame(
     output = predict_images(run.predictor(which), task, raw[None])[0]  # (C_out, H, W)
     extensions: dict[str, np.ndarray] = {}
     if task.name == "sky-cosmic-rays":
-        from astrocnn.tasks.sky.baseline import inpaint
-
         probability = output[1].astype(np.float32)
         replaced = (probability > CR_THRESHOLD) | missing
-        cleaned = inpaint(filled[None], replaced[None])[0]
+        cleaned = fill_regions(filled, replaced)
         extensions["CRPROB"] = probability
     elif task.name == "sky-inpaint":
         replaced = missing
@@ -129,6 +129,27 @@ def clean_frame(
         cleaned = output[0]
     extensions["MASK"] = replaced.astype(np.uint8)
     return (cleaned / gain).astype(np.float32), extensions
+
+
+def fill_regions(image: np.ndarray, replaced: np.ndarray) -> np.ndarray:
+    """``image`` (H, W) with each connected group of ``replaced`` pixels filled by biharmonic
+    inpainting (scikit-image) from the pixels around it alone: skimage clips a fill to the range of
+    the known pixels it is given, so given the whole frame a fill would depend on the frame's
+    brightest pixel anywhere, and a strip (which holds another brightest pixel) would differ."""
+    from skimage.restoration import inpaint_biharmonic
+
+    out = np.array(image, np.float64)
+    radius = 2  # the biharmonic stencil's reach, as skimage's own split into regions
+    labels, _ = ndimage.label(ndimage.binary_dilation(replaced))
+    for k, box in enumerate(ndimage.find_objects(labels), start=1):
+        roi = tuple(
+            slice(max(s.start - radius, 0), min(s.stop + radius, n))
+            for s, n in zip(box, image.shape, strict=True)
+        )
+        region = (labels[roi] == k) & replaced[roi]
+        if region.any() and not region.all():
+            out[roi][region] = inpaint_biharmonic(np.asarray(image[roi], np.float64), region)[region]
+    return out
 
 
 def clean_file(
