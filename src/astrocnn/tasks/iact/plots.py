@@ -86,14 +86,16 @@ def roc_curves(test, predictions: dict[str, np.ndarray], path: Path, baseline_na
 
 
 def migration_matrices(test, predictions: dict[str, np.ndarray], path: Path, baseline_name: str = "") -> None:
-    """Reconstructed against true log10 E for every method, as 2-D histograms."""
-    true = np.asarray(test.y, float).reshape(-1)
+    """Reconstructed against true log10 E for every method, as 2-D histograms (column 0 of the
+    targets and predictions: ``iact-energy`` may also predict the impact distance)."""
+    true = np.asarray(test.y, float).reshape(len(test.y), -1)[:, 0]
     edges = np.linspace(-0.6, 2.0, 27)
     fig, axes = plotting.plt.subplots(
         1, len(predictions), figsize=(4.2 * len(predictions), 3.8), squeeze=False
     )
     for ax, (method, pred) in zip(axes[0], predictions.items(), strict=True):
-        hist, _, _ = np.histogram2d(true, np.asarray(pred, float).reshape(-1), bins=[edges, edges])
+        reco = np.asarray(pred, float).reshape(len(true), -1)[:, 0]
+        hist, _, _ = np.histogram2d(true, reco, bins=[edges, edges])
         norm = hist / np.maximum(hist.sum(axis=1, keepdims=True), 1)  # each true bin sums to one
         mesh = ax.pcolormesh(edges, edges, norm.T, cmap="Blues", vmin=0)
         ax.plot(edges, edges, "k:", lw=0.8)
