@@ -151,9 +151,11 @@ def test_generated_data_do_not_depend_on_the_number_of_processes():
     task = get_task("sky-shapes")
     n = 2 * task.chunk_size + 37  # three chunks, the last one short
     seed = np.random.SeedSequence(11)
-    one = generate_split(task, n, seed, "train", workers=1)
-    two = generate_split(task, n, seed, "train", workers=2)
+    done = {1: [], 2: []}  # what each path reports to the progress bar, chunk by chunk
+    one = generate_split(task, n, seed, "train", workers=1, advance=done[1].append)
+    two = generate_split(task, n, seed, "train", workers=2, advance=done[2].append)
     assert len(one) == n
+    assert done[1] == done[2] == [task.chunk_size, task.chunk_size, 37]
     np.testing.assert_array_equal(one.x, two.x)
     np.testing.assert_array_equal(one.y, two.y)
     np.testing.assert_array_equal(one.meta["snr"], two.meta["snr"])
