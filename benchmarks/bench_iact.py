@@ -205,7 +205,10 @@ def bound() -> str:
     bins = next(iter(results.values()))["energy_resolution_bins"]
     counts = np.histogram(np.asarray(test.y).reshape(-1), bins=bins)[0]
     labels = list(results)
-    rows = ["| log10(E/TeV) | test events | " + " | ".join(labels) + " | ratio |", "|---|---:|---:|---:|---:|"]
+    rows = [
+        "| log10(E/TeV) | test events | " + " | ".join(labels) + " | ratio |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for b in range(len(bins) - 1):
         values = [results[k]["energy_resolution"][b] for k in labels]
         if any(math.isnan(v) for v in values):
@@ -226,8 +229,10 @@ def bound() -> str:
         "flat out to 120 m and falls beyond, so the energy is the image's size over a density "
         "that only the impact distance fixes; what the true distance leaves is the photoelectron "
         "statistics, the night-sky noise, the cleaning and the camera's edge, which no analysis "
-        "of the image removes. The ratio bounds what a network can reach against the baseline "
-        f"from below (mean resolution over log10 E {low} - {high}: {means}).\n\n" + "\n".join(rows)
+        "of the image removes. The ratio estimates the lowest resolution relative to the baseline's "
+        "that any analysis of the image can reach (an estimate: trees with the true distance are "
+        f"not the ideal estimator either). Mean resolution over log10 E {low} - {high}: {means}."
+        "\n\n" + "\n".join(rows)
     )
 
 

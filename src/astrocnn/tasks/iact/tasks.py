@@ -564,7 +564,9 @@ class IactEnergy(_IactTask):
             #: leaves few; the test events keep E^-2 (per-bin metrics barely depend on it).
             self.train_index = None if train_index in (None, "", "same") else float(train_index)
         except (TypeError, ValueError):
-            raise OptionError(f"train_index must be a spectral index (e.g. 1.5), not {train_index!r}") from None
+            raise OptionError(
+                f"train_index must be a spectral index (e.g. 1.5), not {train_index!r}"
+            ) from None
         #: Whether the network also regresses the impact distance (a second output): the energy
         #: of a gamma ray is its image's size over the light density at the telescope, which
         #: falls with the impact distance; a network asked for both learns the distance.
@@ -604,13 +606,17 @@ class IactEnergy(_IactTask):
         return torch.as_tensor((np.asarray(y, np.float32) - mean) / scale, dtype=torch.float32)
 
     def postprocess(self, output: torch.Tensor) -> torch.Tensor:
-        mean, scale = (torch.as_tensor(v, dtype=output.dtype, device=output.device) for v in self._shift_scale())
+        mean, scale = (
+            torch.as_tensor(v, dtype=output.dtype, device=output.device) for v in self._shift_scale()
+        )
         return output * scale + mean
 
     def describe_postprocessing(self) -> str:
         text = f"output[:, 0] * {self.TARGET_SCALE[0]} + {self.TARGET_MEAN[0]}: log10 of the energy in TeV"
         if self.with_impact:
-            text += f"; output[:, 1] * {self.TARGET_SCALE[1]} + {self.TARGET_MEAN[1]}: the impact distance in m"
+            text += (
+                f"; output[:, 1] * {self.TARGET_SCALE[1]} + {self.TARGET_MEAN[1]}: the impact distance in m"
+            )
         return text
 
     def metrics(self, prediction: np.ndarray, test: ArraySplit) -> dict[str, Any]:
