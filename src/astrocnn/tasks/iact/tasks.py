@@ -581,6 +581,13 @@ class IactEnergy(_IactTask):
             "train_index": "same" if self.train_index is None else self.train_index,
         }
 
+    def data_contract(self) -> str:
+        return super().data_contract() + (
+            "\noutputs  log10_energy_tev and, with impact=yes (the default), impact_m, the impact "
+            "distance the network also regresses; impact=no: the energy alone; train_index=INDEX: "
+            "the generated training events' spectrum, E^-INDEX (the test events keep E^-2)"
+        )
+
     def generate(self, n: int, rng: np.random.Generator, split: str = "test") -> ArraySplit:
         if split == "test" or self.train_index is None:
             return super().generate(n, rng, split)
