@@ -300,7 +300,9 @@ def test_labels_follow_the_larger_true_deposit_and_overlaps_are_rare():
     """Each signal hit is labelled by the class that left more true energy in it, and hits holding
     charge of both classes are rare: the bound overlaps put on per-hit efficiency and purity."""
     settings = sim.Settings(dims=2, size=48, shower_probability=1.0)
-    events, e_track, e_shower = sim._simulate(40, np.random.default_rng(4), settings)
+    events, true = sim._simulate(40, np.random.default_rng(4), settings)
+    e_track, e_shower = true["track"], true["shower"]
+    assert np.all(true["delta"] <= e_track) and 0 < true["delta"].sum() < 0.2 * e_track.sum()
     again = sim.simulate(40, np.random.default_rng(4), settings)
     assert np.array_equal(events.image, again.image) and np.array_equal(events.label, again.label)
     track, shower = events.label == sim.TRACK, events.label == sim.SHOWER

@@ -439,7 +439,8 @@ def simulate(n: int, rng: np.random.Generator, settings: Settings) -> Events:
 
 
 def _simulate(n: int, rng: np.random.Generator, settings: Settings):
-    """The events, and the true energy that tracks and that showers left in each cell."""
+    """The events, and the true energy per cell (n, *S) in MeV that tracks (delta rays
+    included), showers and the tracks' delta rays alone left."""
     s, d = settings, settings.dims
     extent = s.size * s.pitch
     shape = (s.size,) * d
@@ -450,6 +451,8 @@ def _simulate(n: int, rng: np.random.Generator, settings: Settings):
         found, secondaries, photons, _ = transport(queue, s, rng, extent)
         deposits.append(found)
         queue = _join([secondaries, convert(photons, d, rng, extent)], d)
+    # the first round is the primaries; a track deposit of a later one is a delta ray's
+    secondary = np.concatenate([np.full(len(x.energy), k > 0) for k, x in enumerate(deposits)])
     event = np.concatenate([x.event for x in deposits])
     pos = np.concatenate([x.pos for x in deposits])
     energy = np.concatenate([x.energy for x in deposits])
@@ -459,9 +462,10 @@ def _simulate(n: int, rng: np.random.Generator, settings: Settings):
     inside = np.all((cell >= 0) & (cell < s.size), axis=1)
     cells = n * s.size**d
     flat = np.ravel_multi_index((event[inside], *cell[inside].T), (n, *shape))
-    energy, label, owner = energy[inside], label[inside], owner[inside]
+    energy, label, owner, secondary = energy[inside], label[inside], owner[inside], secondary[inside]
     e_track = np.bincount(flat, energy * (label == TRACK), minlength=cells).reshape(n, *shape)
     e_shower = np.bincount(flat, energy * (label == SHOWER), minlength=cells).reshape(n, *shape)
+    e_delta = np.bincount(flat, energy * (label == TRACK) * secondary, minlength=cells).reshape(n, *shape)
     # the track depositing most in each cell owns it
     sel = label == TRACK
     key = flat[sel] * (s.max_tracks + 1) + owner[sel]
@@ -483,7 +487,7 @@ def _simulate(n: int, rng: np.random.Generator, settings: Settings):
         image=image, label=labels, track_id=track_id, n_tracks=(hits >= MIN_TRACK_HITS).sum(axis=1),
         noise=noise, hits=hits, n_showers=np.isin(np.arange(n), showers[0]).astype(np.int64), **truth,
     )  # fmt: skip
-    return events, e_track, e_shower
+    return events, {"track": e_track, "shower": e_shower, "delta": e_delta}
 
 
 def shared_hits(n: int, rng: np.random.Generator, settings: Settings) -> dict[str, float]:
@@ -493,7 +497,8 @@ def shared_hits(n: int, rng: np.random.Generator, settings: Settings) -> dict[st
     the larger deposit, and the image holds only the sum: a method that labels every hit by the
     other information there is (shape, context) still cannot tell a cell's shares apart, so
     these fractions bound what it loses to overlaps."""
-    events, e_track, e_shower = _simulate(n, rng, settings)
+    events, true = _simulate(n, rng, settings)
+    e_track, e_shower = true["track"], true["shower"]
     track, shower = events.label == TRACK, events.label == SHOWER
     return {
         "track_hits_with_shower_charge": _ratio(track & (e_shower > 0), track),
