@@ -135,6 +135,23 @@ class Mapper:
             out[g, cell[source >= 0]] = cell[source[source >= 0]]
         return out
 
+    def symmetry_operators(self) -> tuple[np.ndarray, ...] | None:
+        """The camera's rotations and reflections on the bilinear grid, as the linear maps they
+        are there: grid -> camera (the least-squares inverse), a pixel permutation, camera ->
+        grid. Returned as (charge inverse (H*W, n), charge forward (n, H*W), the same two for
+        the time grid, which holds weighted means, and the (G, n) pixel maps, -1 where a pixel
+        has no source); None on the axial grid (:meth:`symmetry_cells`)."""
+        if self.mapping != "bilinear":
+            return None
+        forward = self.bilinear.matrix.toarray()  # (H*W, n)
+        weights = forward.sum(axis=1, keepdims=True)
+        timed = np.where(weights > 0, forward / np.maximum(weights, 1e-12), 0.0)
+        operators = []
+        for matrix in (forward, timed):
+            inverse = np.linalg.solve(matrix.T @ matrix, matrix.T)  # (n, H*W): least squares
+            operators += [inverse.T.astype(np.float32), matrix.T.astype(np.float32)]
+        return (*operators, self.camera.symmetries())
+
     def to_camera(self, grid: np.ndarray) -> np.ndarray:
         if self.mapping == "axial":
             return self.camera.from_axial(grid)
@@ -223,6 +240,7 @@ class _IactTask(Task):
         self.input_size = self.mapper.shape
         self._coordinates = self.mapper.coordinates()
         self._symmetry_cells = self.mapper.symmetry_cells() if self.augments else None
+        self._symmetry_operators = self.mapper.symmetry_operators() if self.augments else None
         self.settings = sim.Settings()
 
     def options(self) -> dict[str, Any]:
@@ -391,7 +409,12 @@ class _IactTask(Task):
         """Each training event turned by one of the camera's rotations and reflections (drawn
         per event): the sky is isotropic, so the turned event is one of the same particle and
         energy. The event's channels move, the sky-coordinate channels stay with their cells.
-        12 transforms on a hexagonal camera, 8 on a square one; none on the bilinear grid."""
+        12 transforms on a hexagonal camera, 8 on a square one. On the bilinear grid, where a
+        60-degree turn moves no cell onto another, the linear channels go back to the camera's
+        pixels (the mapping's exact inverse), are permuted there and mapped again, and the asinh
+        channel follows from the turned charge."""
+        if self._symmetry_operators is not None:
+            return self._augment_bilinear(x)
         if self._symmetry_cells is None:
             return x
         cells = torch.from_numpy(self._symmetry_cells)
@@ -402,6 +425,26 @@ class _IactTask(Task):
         turned = torch.gather(flat, 2, pick[:, None, :].expand(-1, len(moving), -1))
         out = x.clone()
         out[:, moving] = turned.view(x.shape[0], len(moving), *x.shape[2:])
+        return out
+
+    def _augment_bilinear(self, x: torch.Tensor) -> torch.Tensor:
+        charge_in, charge_out, time_in, time_out, maps = (
+            torch.from_numpy(m).to(x.device) for m in self._symmetry_operators
+        )
+        n = x.shape[0]
+        pick = maps[torch.randint(0, len(maps), (n,))].to(x.device)  # (N, pixels)
+        missing = pick < 0
+        index = pick.clamp(min=0)
+
+        def turned(grid: torch.Tensor, inverse: torch.Tensor, forward: torch.Tensor) -> torch.Tensor:
+            pixels = torch.gather(grid.flatten(1) @ inverse, 1, index).masked_fill(missing, 0.0)
+            return (pixels @ forward).view_as(grid)
+
+        charge = turned(x[:, 4] * CHARGE_SCALE, charge_in, charge_out)
+        out = x.clone()
+        out[:, 0] = torch.asinh(charge)
+        out[:, 1] = turned(x[:, 1], time_in, time_out)
+        out[:, 4] = charge / CHARGE_SCALE
         return out
 
     def describe_preprocessing(self) -> str:
