@@ -146,7 +146,7 @@ def mappings(tmp: Path) -> str:
     )
     for i, (label, mapping, options) in enumerate(variants):
         results, _, seconds = _train(
-            # no rotations: the bilinear grid has none, so all three see the same events
+            # no rotations, so that all three see exactly the same events
             "iact-energy", tmp / f"map{i}", task_options={"mapping": mapping, "augment": "no"},
             train_mlp=False,
             baseline=False, **MAPPING_SETTINGS, **options,
@@ -160,7 +160,7 @@ def mappings(tmp: Path) -> str:
     return (
         "### Square mappings against the native hexagonal convolution\n\n"
         f"`iact-energy` (same events, seed 0; {settings}: fewer than the defaults, to fit the "
-        "benchmark's time; `augment=no` for all three, since the bilinear grid has no rotations), "
+        "benchmark's time; `augment=no` for all three, so that they see exactly the same events), "
         "the CNN only: the energy task, because on particle type every network is within a few "
         "10^-4 of an AUC of 1 on these events and cannot be told apart. `hexnet`: resnet18's widths "
         "(x 0.25) and depth with "
