@@ -15,7 +15,9 @@ hits holding charge of both classes, 1000 2-D and 300 3-D events of seed 0).
 ``--confusion RUN``: instead, where a ``tracks-segment-2d`` run's network confuses track and
 shower, on the run's own test events (regenerated from its seed, with the true deposits): the
 confusion matrix with and without a shower, delta-ray hits, and the rate of track hits called
-shower against the distance to the nearest shower hit and against the track's momentum.
+shower against the distance to the nearest shower hit and against the track's momentum, and the
+track hit efficiency and purity after a cluster vote (each connected cluster of signal hits
+given its larger mean class probability).
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ def ambiguity() -> None:
 
 def confusion(run_dir: str) -> None:
     import numpy as np
+    import torch
     import yaml
     from scipy import ndimage
 
@@ -116,6 +119,19 @@ def confusion(run_dir: str) -> None:
     if not np.array_equal(np.where(ev.image > 0, ev.label, 3), saved["y"]):
         raise SystemExit(f"{run_dir}: the regenerated test events differ from the run's")
     pred, label, hit = saved["pred_cnn"].argmax(1), ev.label, ev.image > 0
+    # post-processing: each connected cluster of signal hits takes its larger mean class probability
+    prob = torch.softmax(torch.from_numpy(saved["pred_cnn"]).double(), dim=1).numpy()
+    voted = pred.copy()
+    for i in range(len(pred)):
+        signal = hit[i] & (pred[i] > 0)
+        clusters, n = ndimage.label(signal, structure=np.ones((3, 3)))
+        if n:
+            means = [ndimage.mean(prob[i, k], clusters, range(1, n + 1)) for k in (1, 2)]
+            voted[i][signal] = np.where(means[0] >= means[1], 1, 2)[clusters[signal] - 1]
+    for name, labels in (("as trained", pred), ("cluster vote", voted)):
+        tp = ((labels == sim.TRACK) & (label == sim.TRACK) & hit).sum()
+        eff, pur = tp / ((label == sim.TRACK) & hit).sum(), tp / ((labels == sim.TRACK) & hit).sum()
+        print(f"{name}: track hit efficiency {eff:.3f}, purity {pur:.3f}")
     shower_event = ev.n_showers.astype(bool)[:, None, None]
     track = label == sim.TRACK
     print("true \\ predicted (background, track, shower), hits of events without / with a shower:")
