@@ -421,3 +421,35 @@ def test_the_bilinear_task_generates_in_worker_processes():
     np.testing.assert_array_equal(two.x, one.x)
     camera_values = task.mapper.to_camera(two.x[:, 0])
     np.testing.assert_allclose(camera_values, two.meta["charge"], atol=1e-3)
+
+
+def test_an_energy_run_saved_before_the_second_output_still_loads(tmp_path):
+    """A run saved before ``impact`` existed has no such option in its configuration: it is
+    rebuilt as it was (one output), so its network loads, predicts and exports."""
+    import yaml
+
+    from astrocnn.engine.export import export_run, load_exported
+
+    run = astrocnn.train(
+        "iact-energy", out=str(tmp_path / "old"), n_train=64, n_val=32, n_test=32, epochs=1,
+        train_mlp=False, baseline=False, progress_bar=False, task_options={"impact": "no"},
+    )  # fmt: skip
+    path = run.path / "config.yaml"
+    config = yaml.safe_load(path.read_text())
+    for key in ("impact", "train_index"):  # as configurations were written before them
+        del config["task_options"][key]
+    path.write_text(yaml.safe_dump(config))
+    old = astrocnn.load_run(run.path)
+    assert old.task.num_outputs == 1
+    events = old.task._selected(iact_tasks.sim.GAMMA, 3, np.random.default_rng(0))
+    raw = old.task.mapper.images(events.charge, events.time)
+    assert old.predict(raw).reshape(3, -1).shape == (3, 1)
+    assert export_run(old, "onnx", out=tmp_path / "onnx").exists()
+    weights = export_run(old, "safetensors", out=tmp_path / "export")
+    description = weights.with_suffix(".json")  # an export of those days lacks the options too
+    saved = json.loads(description.read_text())
+    assert saved["output_names"] == ["log10_energy_tev"]
+    for key in ("impact", "train_index"):
+        saved["task_options"].pop(key, None)
+    description.write_text(json.dumps(saved))
+    assert load_exported(weights)(raw).reshape(3, -1).shape == (3, 1)

@@ -31,7 +31,8 @@ from astrocnn.engine.config import model_kwargs
 from astrocnn.engine.run import Run, RunError, as_members, mean_output, predict_array
 from astrocnn.errors import AstroCNNError
 from astrocnn.models import create_model, get_model_spec
-from astrocnn.tasks import Task, TaskKind, get_task
+from astrocnn.tasks import Task, TaskKind
+from astrocnn.tasks.registry import saved_task
 
 FORMATS = ("onnx", "safetensors")
 FORMAT_VERSION = "astrocnn-model/2"
@@ -155,6 +156,7 @@ def model_description(
         "options": options,
         "input_size": list(task.input_size),
         "class_names": list(task.class_names),
+        "output_names": list(task.output_names),
         "input": {"shape": input_shape, "dtype": "float32", "is": _input_text(task)},
         "output": {"shape": output_shape_, "dtype": "float32", "is": _output_text(task)},
         "preprocessing": preprocessing_text(task),
@@ -306,7 +308,7 @@ def load_exported(path: str | Path) -> Callable[[np.ndarray], np.ndarray]:
     postprocessing, as the run applied them."""
     model, description = _load(path)
     try:
-        task = get_task(description["task"], description.get("task_options"))
+        task = saved_task(description["task"], description.get("task_options"))
     except (KeyError, AstroCNNError) as error:
         raise RunError(f"{_export_files(path)[1]}: no usable task in it ({error})") from None
 

@@ -16,8 +16,9 @@ from torch import nn
 from astrocnn.engine.config import RunConfig, load_yaml, merge, model_kwargs
 from astrocnn.errors import AstroCNNError
 from astrocnn.models import create_model, get_model_spec
-from astrocnn.tasks import Task, get_task
+from astrocnn.tasks import Task
 from astrocnn.tasks.base import TaskKind
+from astrocnn.tasks.registry import saved_task
 
 METHODS = ("cnn", "mlp")
 
@@ -147,7 +148,7 @@ class Run:
 
     @property
     def task(self) -> Task:
-        return get_task(self.config.task, self.config.task_options)
+        return saved_task(self.config.task, self.config.task_options)
 
     @property
     def metrics(self) -> dict[str, Any]:

@@ -126,6 +126,10 @@ class Task(ABC):
     raw_units: ClassVar[str] = "the units of the images the network was trained on"
     value_units: ClassVar[str] = "in the units of the training targets"
 
+    #: Options added after runs of the task were saved, with the value those runs had (a saved
+    #: run's configuration lacks them; :func:`astrocnn.tasks.registry.saved_task` fills them in).
+    options_before: ClassVar[dict[str, Any]] = {}
+
     def options(self) -> dict[str, Any]:
         """The task's options as resolved (saved in the run's configuration)."""
         return {}

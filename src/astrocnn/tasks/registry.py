@@ -22,6 +22,15 @@ def list_tasks() -> list[str]:
     return sorted(_TASKS)
 
 
+def saved_task(name: str, options: dict[str, Any] | None = None) -> Task:
+    """The task of a saved run or export, whose ``options`` are the resolved options of its day:
+    an option added since takes the value those runs had (the task's ``options_before``), not
+    today's default, so that the saved network still fits its task."""
+    cls = _TASKS.get(name)
+    before = getattr(cls, "options_before", {}) if cls is not None else {}
+    return get_task(name, {**before, **dict(options or {})})
+
+
 def get_task(name: str, options: dict[str, Any] | None = None) -> Task:
     """The task ``name`` with its ``options`` (see the task's ``option_names``)."""
     try:

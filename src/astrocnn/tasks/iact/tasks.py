@@ -594,6 +594,8 @@ class IactEnergy(_IactTask):
     }
     defaults = ENERGY_DEFAULTS
     option_names = (*_IactTask.option_names, "impact", "train_index")
+    #: Runs saved before the second output existed regressed the energy alone.
+    options_before: ClassVar[dict[str, Any]] = {"impact": "no", "train_index": "same"}
     #: Targets' shift and scale: (log10 E / TeV, impact distance / m) -> about zero mean, unit range
     TARGET_MEAN, TARGET_SCALE = (0.5, 150.0), (0.5, 100.0)
 
@@ -616,6 +618,8 @@ class IactEnergy(_IactTask):
         self.with_impact = impact == "yes"
         self.num_outputs = 2 if self.with_impact else 1
         self.output_names = ("log10_energy_tev", "impact_m")[: self.num_outputs]
+        if self.with_impact:
+            self.value_units = "column 0: log10 of the energy in TeV; column 1: the impact distance in m"
 
     def options(self) -> dict[str, Any]:
         return {
