@@ -49,8 +49,8 @@ def passing_events(data: Path) -> int:
     from astrocnn.tasks.iact import stream
 
     task = get_task("iact-gamma-hadron")
-    particle, _, sizes = stream.scan(data, task)
-    return int(np.sum((sizes >= task.min_size) & np.isin(particle, task.particles)))
+    truth, sizes = stream.scan(data, task)
+    return int(np.sum((sizes >= task.min_size) & np.isin(truth.particle, task.particles)))
 
 
 def loader_rate(data: Path, workers: int, batch: int = 64, batches: int = 60) -> float:

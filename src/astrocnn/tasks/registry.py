@@ -26,8 +26,7 @@ def saved_task(name: str, options: dict[str, Any] | None = None) -> Task:
     """The task of a saved run or export, whose ``options`` are the resolved options of its day:
     an option added since takes the value those runs had (the task's ``options_before``), not
     today's default, so that the saved network still fits its task."""
-    cls = _TASKS.get(name)
-    before = getattr(cls, "options_before", {}) if cls is not None else {}
+    before = _TASKS[name].options_before if name in _TASKS else {}  # get_task names an unknown task
     return get_task(name, {**before, **dict(options or {})})
 
 

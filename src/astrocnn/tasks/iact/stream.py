@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -33,9 +34,10 @@ BLOCK, WINDOW = 256, 4
 CACHE_MIN, CACHE_MAX = 8 * 2**20, 256 * 2**20
 
 
-def scan(path: Path, task: _IactTask) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Particle, energy and cleaned image size of every event of the file, its charges read one
-    block at a time (the cut's input, in bounded memory)."""
+def scan(path: Path, task: _IactTask) -> tuple[SimpleNamespace, np.ndarray]:
+    """The truth every task's targets come from (particle, energy, core: one entry per event of
+    the file) and the cleaned image size of every event, its charges read one block at a time
+    (the cut's input, in bounded memory)."""
     from astrocnn.data.readers import library_errors, open_hdf5
 
     with library_errors(path, "HDF5"), open_hdf5(path) as f:
@@ -45,15 +47,12 @@ def scan(path: Path, task: _IactTask) -> tuple[np.ndarray, np.ndarray, np.ndarra
         for start in range(0, n, sim.READ_BLOCK):
             block = charge[start : start + sim.READ_BLOCK].astype(np.float32)
             sizes[start : start + len(block)] = hillas.cleaned_sizes(task.camera, block)
-        return f["particle"][()].astype(np.int64), f["energy"][()].astype(np.float64), sizes
-
-
-def cores(path: Path) -> np.ndarray:
-    """(n, 2) the shower cores of every event of the file, m (a target of ``iact-energy``)."""
-    from astrocnn.data.readers import library_errors, open_hdf5
-
-    with library_errors(path, "HDF5"), open_hdf5(path) as f:
-        return f["core"][()].astype(np.float64)
+        truth = SimpleNamespace(
+            particle=f["particle"][()].astype(np.int64),
+            energy=f["energy"][()].astype(np.float64),
+            core=f["core"][()].astype(np.float64),
+        )
+        return truth, sizes
 
 
 class StreamedEvents(Dataset):

@@ -281,12 +281,15 @@ class _IactTask(Task):
         """The analysis cut: cleaned size of at least ``min_size`` photoelectrons."""
         return hillas.cleaned_sizes(self.camera, events.charge) >= self.min_size
 
-    def _selected(self, particle: int, n: int, rng: np.random.Generator) -> sim.Events:
-        """``n`` events of one particle kind that pass the cut, simulated in rounds."""
+    def _selected(
+        self, particle: int, n: int, rng: np.random.Generator, settings: sim.Settings | None = None
+    ) -> sim.Events:
+        """``n`` events of one particle kind that pass the cut, simulated in rounds (with
+        ``settings``, or the task's)."""
         parts, found, rate = [], 0, PASS_RATES.get(particle, 0.1)
         while found < n:
             batch = int(min(20_000, max(64, 1.3 * (n - found) / rate)))
-            events = sim.Simulator(self.camera, self.settings).simulate(
+            events = sim.Simulator(self.camera, settings or self.settings).simulate(
                 batch,
                 int(rng.integers(2**62)),
                 particles=(particle,),
@@ -298,10 +301,15 @@ class _IactTask(Task):
             found += int(keep.sum())
         return _take(sim.concatenate(parts), np.arange(n))
 
+    def split_settings(self, split: str) -> sim.Settings:
+        """The simulation's settings for the generated ``split`` ("train", "val" or "test")."""
+        return self.settings
+
     def generate(self, n: int, rng: np.random.Generator, split: str = "test") -> ArraySplit:
         kinds = rng.permutation(np.arange(n) % len(self.particles))
+        settings = self.split_settings(split)
         parts = [
-            self._selected(self.particles[k], int((kinds == k).sum()), rng)
+            self._selected(self.particles[k], int((kinds == k).sum()), rng, settings)
             for k in range(len(self.particles))
         ]
         events = sim.concatenate(parts)
@@ -330,7 +338,8 @@ class _IactTask(Task):
 
         path = Path(path)
         sim.read_events(path, self.camera, rows=np.array([], dtype=np.int64))  # the file's checks
-        particle, energy, sizes = stream.scan(path, self)
+        truth, sizes = stream.scan(path, self)
+        particle = truth.particle
         keep = (sizes >= self.min_size) & np.isin(particle, self.particles)
         wanted = " and ".join(sim.PARTICLES[p] for p in self.particles)
         missing = [sim.PARTICLES[p] for p in self.particles if not np.any(keep & (particle == p))]
@@ -354,11 +363,9 @@ class _IactTask(Task):
             )
         from astrocnn.engine.splits import BASELINE_SAMPLES, Splits
 
-        core = stream.cores(path)
-
         def streamed(rows: np.ndarray) -> stream.StreamedEvents:
-            truth = SimpleNamespace(particle=particle[rows], energy=energy[rows], core=core[rows])
-            return stream.StreamedEvents(path, self, rows, self.labels(truth))
+            events = SimpleNamespace(**{key: value[rows] for key, value in vars(truth).items()})
+            return stream.StreamedEvents(path, self, rows, self.labels(events))
 
         fit_rows = np.sort(parts[0][:BASELINE_SAMPLES])  # a random part of the training split
         return Splits(
@@ -635,15 +642,10 @@ class IactEnergy(_IactTask):
             "the generated training events' spectrum, E^-INDEX (the test events keep E^-2)"
         )
 
-    def generate(self, n: int, rng: np.random.Generator, split: str = "test") -> ArraySplit:
+    def split_settings(self, split: str) -> sim.Settings:
         if split == "test" or self.train_index is None:
-            return super().generate(n, rng, split)
-        spectrum = self.settings
-        self.settings = dataclasses.replace(spectrum, index=self.train_index)
-        try:
-            return super().generate(n, rng, split)
-        finally:
-            self.settings = spectrum
+            return self.settings
+        return dataclasses.replace(self.settings, index=self.train_index)
 
     def labels(self, events: sim.Events) -> np.ndarray:
         columns = [np.log10(events.energy)]
