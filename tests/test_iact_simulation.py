@@ -240,3 +240,30 @@ def test_the_leading_pi0_fraction_is_recorded_and_keeps_the_proton_light(simulat
     # without the leading pi0 (the earlier model) no event carries one
     old = Simulator(simulator.camera, sim.Settings(leading_pi0=False))
     assert old.event(PROTON, np.random.default_rng(14))["pi0_fraction"] == 0.0
+
+
+def test_a_pixel_time_carries_no_more_than_the_photoelectrons_it_read():
+    """A pixel's time comes from the photoelectrons it read, not from the light the shower sent:
+    a pixel that the shower reached with one photoelectron but that read none gives a time uniform
+    in the readout window, like a dark pixel; one that read some night-sky background besides is
+    diluted by it; a bright pixel is timed to the jitter over the square root of its charge."""
+    from scipy.stats import kstest
+
+    from astrocnn.tasks.iact.simulation import Settings
+
+    settings = Settings(noise=0.0)  # then the read charge is the photoelectron count minus the pedestal
+    sim = Simulator(get_camera("taiga"), settings)
+    x, y = sim.camera.x, sim.camera.y
+    # 400 photoelectrons in pixel 0, one in pixel 1, all at delay 0 (the reference)
+    points = np.array([[x[0], y[0], 0.0]] * 400 + [[x[1], y[1], 0.0]])
+    rng = np.random.default_rng(3)
+    draws = [sim._camera(points, rng) for _ in range(3000)]
+    charge = np.array([c for c, _ in draws])
+    time = np.array([t for _, t in draws])
+    read_nothing = np.isclose(charge[:, 1], -settings.nsb)
+    assert 0.15 < read_nothing.mean() < 0.3  # e^-1.5 of the draws
+    window = settings.readout_window
+    assert kstest(time[read_nothing, 1], "uniform", args=(-window, 2 * window)).pvalue > 0.01
+    assert np.std(time[~read_nothing, 1]) > 2.0  # background photoelectrons dilute the faint pixel
+    # jitter 0.8 ns / sqrt(400) = 0.04 ns, plus half a background photoelectron in 400 (0.01 ns)
+    assert np.std(time[:, 0]) < 0.06

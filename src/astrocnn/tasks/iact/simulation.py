@@ -29,7 +29,9 @@ A deliberately compact model whose ingredients are the physics the real analyses
   arrival times from the path difference sqrt(d^2 + R^2) - d.
 - **Camera**: pixels as built in :mod:`camera`; night-sky background (Poisson, pedestal
   subtracted) and electronic noise per pixel. Two channels: charge (photoelectrons) and arrival
-  time (ns, relative to the image's mean).
+  time (ns, relative to the image's mean): the mean time of the photoelectrons the pixel read,
+  signal ones at the shower's delay, background ones anywhere in the readout window, so that a
+  faint pixel's time is as uncertain as its charge.
 
 Every event draws from its own random stream (seed, event index), so events do not depend on
 how many are generated together, in how many processes.
@@ -92,7 +94,7 @@ class Settings:
     nsb: float = 0.5  # photoelectrons of night-sky background per pixel and event
     noise: float = 0.4  # photoelectrons, electronic noise per pixel
     time_jitter: float = 0.8  # ns
-    readout_window: float = 12.0  # ns: pixels without signal read a time uniform within +-this
+    readout_window: float = 12.0  # ns: background photoelectrons arrive uniformly within +-this
     heights: np.ndarray = field(default_factory=lambda: np.linspace(0.8, 30.0, 240), repr=False)  # km
     #: Whether a proton's first interaction sends part of its energy into a leading pi0 whose
     #: electromagnetic sub-shower develops along the axis (False: the model before it existed).
@@ -375,15 +377,28 @@ class Simulator:
             signal = np.bincount(pixel, minlength=n_pix).astype(float)
             times = np.bincount(pixel, weights=points[inside, 2], minlength=n_pix)
             times = np.divide(times, signal, out=np.zeros(n_pix), where=signal > 0)
-        charge = rng.poisson(signal + s.nsb) - s.nsb + rng.normal(0.0, s.noise, n_pix)
-        # times relative to the signal's charge-weighted mean; a pixel without signal photons
-        # reads a time anywhere in the readout window (no absolute reference leaks through it)
+        detected = rng.poisson(signal + s.nsb)
+        charge = detected - s.nsb + rng.normal(0.0, s.noise, n_pix)
+        # A pixel's time is the mean arrival time of the photoelectrons it actually read, so that
+        # it carries no more about the shower than its charge does: which of them are night-sky
+        # background is a binomial split; signal ones arrive at the shower's delay in that pixel
+        # (relative to the signal's charge-weighted mean, each with time_jitter), background ones
+        # anywhere in the readout window; a pixel that read nothing gives a time anywhere in it.
+        rate = signal + s.nsb
+        background = rng.binomial(detected, np.divide(s.nsb, rate, out=np.ones(n_pix), where=rate > 0))
+        n_signal = detected - background
         lit = signal > 0
         reference = (signal[lit] * times[lit]).sum() / signal[lit].sum() if lit.any() else 0.0
+        window = s.readout_window
+        most = int(background.max()) if n_pix else 0
+        uniform = rng.uniform(-window, window, (n_pix, max(most, 1)))
+        background_sum = np.where(np.arange(uniform.shape[1]) < background[:, None], uniform, 0.0).sum(axis=1)
+        jitter = s.time_jitter / np.sqrt(np.maximum(n_signal, 1))
+        signal_mean = times - reference + rng.normal(0.0, 1.0, n_pix) * jitter
         time = np.where(
-            lit,
-            times - reference + rng.normal(0.0, s.time_jitter, n_pix),
-            rng.uniform(-s.readout_window, s.readout_window, n_pix),
+            detected > 0,
+            (n_signal * signal_mean + background_sum) / np.maximum(detected, 1),
+            rng.uniform(-window, window, n_pix),
         )
         return charge.astype(np.float32), time.astype(np.float32)
 
