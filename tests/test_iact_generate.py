@@ -81,6 +81,27 @@ def test_pairs_lie_on_the_straight_path():
     assert np.allclose(charge, events.charge, rtol=1e-4, atol=1e-3)  # encode and decode invert
 
 
+def test_training_steps_draw_fresh_pairs_from_the_same_clean_images():
+    """augment_pair puts each clean image on a new straight path: new noise (zero outside the
+    camera), a new t, the same x1, the condition and coordinate channels untouched."""
+    task = get_task("iact-generate")
+    events = sim.Simulator(task.camera).simulate(8, 2, energy_range=(3.0, 10.0))
+    meta = {"charge": events.charge, "time": events.time, "particle": events.particle,
+            "energy": events.energy, "impact": events.impact}  # fmt: skip
+    split = task.paired(meta, 1, np.random.default_rng(0))
+    x, y = torch.from_numpy(task.preprocess(split.x)), torch.from_numpy(split.y)
+    torch.manual_seed(0)
+    x2, y2 = task.augment_pair(x, y)
+    assert x2.shape == x.shape and y2.shape == y.shape
+    t, t2 = x[:, 2:3, :1, :1], x2[:, 2:3, :1, :1]
+    assert torch.all(x2[:, 2] == t2[:, :, 0]) and not torch.allclose(t, t2)  # a new constant plane
+    x1 = x[:, :2] + (1 - t) * y
+    assert torch.allclose(x2[:, :2] + (1 - t2) * y2, x1, atol=1e-5)
+    assert torch.equal(x2[:, 3:], x[:, 3:])
+    assert torch.all(y2[:, :, torch.from_numpy(task.mask) == 0] == 0)
+    assert not torch.allclose(x2[:, :2] - t2 * y2, x[:, :2] - t * y)  # new noise x0
+
+
 def test_bad_task_options():
     with pytest.raises(OptionError, match="steps"):
         get_task("iact-generate", {"steps": 0})

@@ -122,7 +122,7 @@ class TaskModule(L.LightningModule):
     def _step(self, batch, stage: str) -> torch.Tensor:
         x, y = batch
         if stage == "train":
-            x = self.task.augment(x)
+            x, y = self.task.augment_pair(x, y)
         aux_heads = getattr(self.model, "aux_heads", None)
         if stage == "train" and aux_heads is not None and len(aux_heads):
             out, aux = self.model.forward_with_aux(x)

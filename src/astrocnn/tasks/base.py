@@ -220,6 +220,12 @@ class Task(ABC):
         targets unchanged (drawn from torch's global generator, which the engine seeds)."""
         return x
 
+    def augment_pair(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A training batch and its targets, transformed together: for transformations that move
+        the targets too (a label map turned with its image, a flow-matching pair drawn afresh from
+        its clean image). By default :meth:`augment` of the inputs, the targets as they are."""
+        return self.augment(x), y
+
     # ---- head and loss -------------------------------------------------------------------------
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if self.kind in (TaskKind.CLASSIFICATION, TaskKind.SEGMENTATION):

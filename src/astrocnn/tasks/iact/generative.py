@@ -15,11 +15,9 @@ a VAE's Gaussian decoder blurs, which moves exactly the second and higher moment
 length, kurtosis) that the Hillas fidelity measures; and Elflein et al. found diffusion models
 closer to the H.E.S.S. simulation than GANs.
 
-The engine's Task contract has no hook for a loss that draws fresh noise each step (the loss
-sees the network's output and a fixed target). So the noise and t are drawn when the data are
-made: each training event is paired with ``replicas`` independent (x0, t) draws, the validation
-and test events with one. What is missing for fresh draws: a ``Task`` method computing the loss
-from the network and the clean batch, called by ``TaskModule._step`` (docs/generative.md).
+Training draws fresh noise and time at every step (:meth:`IactGenerate.augment_pair`, the
+engine's hook for transformations that move the targets too); each training event is stored with
+``replicas`` (x0, t) draws only to set how many steps an epoch has.
 """
 
 from __future__ import annotations
@@ -258,6 +256,17 @@ class IactGenerate(_IactTask):
     def preprocess_torch(self, x: torch.Tensor) -> torch.Tensor:
         coords = torch.from_numpy(self._coordinates).to(x.device).expand(x.shape[0], -1, -1, -1)
         return torch.cat([x.float(), coords], dim=1)
+
+    def augment_pair(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fresh noise and time at every training step: the clean image x1 = x_t + (1 - t) v is
+        recovered from the stored pair (exactly, up to rounding) and put on a new straight path
+        from new noise x0 at a new t; the condition and coordinate channels stay."""
+        t = x[:, 2:3, :1, :1]  # a constant plane
+        x1 = x[:, :2] + (1 - t) * y
+        x0 = torch.randn_like(x1) * torch.as_tensor(self.mask, device=x.device, dtype=x.dtype)
+        t = torch.rand((len(x), 1, 1, 1), device=x.device, dtype=x.dtype)
+        x_t = (1 - t) * x0 + t * x1
+        return torch.cat([x_t, t.expand(-1, 1, *x.shape[2:]), x[:, 3:]], dim=1), x1 - x0
 
     def describe_preprocessing(self) -> str:
         return (
