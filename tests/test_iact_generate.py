@@ -100,6 +100,12 @@ def test_training_steps_draw_fresh_pairs_from_the_same_clean_images():
     assert torch.equal(x2[:, 3:], x[:, 3:])
     assert torch.all(y2[:, :, torch.from_numpy(task.mask) == 0] == 0)
     assert not torch.allclose(x2[:, :2] - t2 * y2, x[:, :2] - t * y)  # new noise x0
+    # over many draws: t uniform on [0, 1) per event, x0 standard normal inside the camera
+    many_x, many_y = task.augment_pair(x.repeat(250, 1, 1, 1), y.repeat(250, 1, 1, 1))
+    t = many_x[:, 2, 0, 0]
+    assert t.min() < 0.01 and t.max() > 0.99 and abs(t.mean() - 0.5) < 0.03
+    x0 = (many_x[:, :2] - t[:, None, None, None] * many_y)[:, :, torch.from_numpy(task.mask) > 0]
+    assert abs(x0.std() - 1) < 0.01 and abs(x0.mean()) < 0.01
 
 
 def test_bad_task_options():

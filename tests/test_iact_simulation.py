@@ -245,8 +245,10 @@ def test_the_leading_pi0_fraction_is_recorded_and_keeps_the_proton_light(simulat
 def test_a_pixel_time_carries_no_more_than_the_photoelectrons_it_read():
     """A pixel's time comes from the photoelectrons it read, not from the light the shower sent:
     a pixel that the shower reached with one photoelectron but that read none gives a time uniform
-    in the readout window, like a dark pixel; one that read some night-sky background besides is
-    diluted by it; a bright pixel is timed to the jitter over the square root of its charge."""
+    in the readout window, like a dark pixel; one that read a single photoelectron holds the
+    signal's time only as often as that photoelectron is signal (1 / (1 + nsb)); a bright pixel is
+    timed to the jitter over the square root of its charge; times are relative to the bright
+    pixels' and never leave the window."""
     from scipy.stats import kstest
 
     from astrocnn.tasks.iact.simulation import Settings
@@ -254,16 +256,23 @@ def test_a_pixel_time_carries_no_more_than_the_photoelectrons_it_read():
     settings = Settings(noise=0.0)  # then the read charge is the photoelectron count minus the pedestal
     sim = Simulator(get_camera("taiga"), settings)
     x, y = sim.camera.x, sim.camera.y
-    # 400 photoelectrons in pixel 0, one in pixel 1, all at delay 0 (the reference)
-    points = np.array([[x[0], y[0], 0.0]] * 400 + [[x[1], y[1], 0.0]])
+    # 400 photoelectrons in pixel 0 at delay 10 ns, one in pixel 1 at 13 ns, one in pixel 2 at 40 ns
+    points = np.array([[x[0], y[0], 10.0]] * 400 + [[x[1], y[1], 13.0], [x[2], y[2], 40.0]])
     rng = np.random.default_rng(3)
     draws = [sim._camera(points, rng) for _ in range(3000)]
     charge = np.array([c for c, _ in draws])
     time = np.array([t for _, t in draws])
-    read_nothing = np.isclose(charge[:, 1], -settings.nsb)
-    assert 0.15 < read_nothing.mean() < 0.3  # e^-1.5 of the draws
     window = settings.readout_window
-    assert kstest(time[read_nothing, 1], "uniform", args=(-window, 2 * window)).pvalue > 0.01
-    assert np.std(time[~read_nothing, 1]) > 2.0  # background photoelectrons dilute the faint pixel
+    read = np.rint(charge[:, 1] + settings.nsb).astype(int)  # photoelectrons read in pixel 1
+    assert 0.15 < np.mean(read == 0) < 0.3  # e^-1.5 of the draws
+    assert kstest(time[read == 0, 1], "uniform", args=(-window, 2 * window)).pvalue > 0.01
+    # read one: the signal's 3 ns after the bright pixel with probability 1 / 1.5 (jitter 0.8 ns),
+    # else a background time, within 1 ns of it one time in 12
+    near = np.abs(time[read == 1, 1] - 3.0) < 1.0
+    expected = (1 - 1 / 1.5) * (2.0 / (2 * window)) + (1 / 1.5) * 0.789  # P(|N(0, 0.8)| < 1) = 0.789
+    assert abs(near.mean() - expected) < 0.05 and (read == 1).sum() > 800
+    assert np.abs(np.median(time[:, 0])) < 0.01  # the bright pixel is the reference
     # jitter 0.8 ns / sqrt(400) = 0.04 ns, plus half a background photoelectron in 400 (0.01 ns)
     assert np.std(time[:, 0]) < 0.06
+    assert np.all(np.abs(time) <= window)
+    assert np.mean(time[:, 2] == window) > 0.5  # signal 30 ns late reads at the window's edge

@@ -6,6 +6,7 @@ import math
 from collections import Counter
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.plugins.precision import MixedPrecision, Precision
 from lightning.pytorch.strategies import SingleDeviceStrategy
@@ -84,8 +85,11 @@ class TaskModule(L.LightningModule):
         weight_decay: float,
         epochs: int,
         compile_mode: str | None = None,
+        seed: int = 0,
     ):
         super().__init__()
+        #: Seeds the task's training transformations together with the step and the process.
+        self.seed = int(seed)
         self.model = model
         # the compiled network is kept beside the module, not registered in it: checkpoints,
         # resume and export see the plain network's parameters, without the compiler's prefix
@@ -122,7 +126,7 @@ class TaskModule(L.LightningModule):
     def _step(self, batch, stage: str) -> torch.Tensor:
         x, y = batch
         if stage == "train":
-            x, y = self.task.augment_pair(x, y)
+            x, y = self._augment_pair(x, y)
         aux_heads = getattr(self.model, "aux_heads", None)
         if stage == "train" and aux_heads is not None and len(aux_heads):
             out, aux = self.model.forward_with_aux(x)
@@ -152,6 +156,19 @@ class TaskModule(L.LightningModule):
                 self._diverged(float(sums.loss), "by")
             self._log_step_loss(loss, len(x))
         return loss
+
+    def _augment_pair(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The task's training transformations, drawn from torch's generator seeded by (seed,
+        step, process) for the call and then put back as it was: a run resumed from a checkpoint
+        draws what the uninterrupted run drew at each step, and DDP's processes draw differently."""
+        if type(self.task).augment_pair is Task.augment_pair and type(self.task).augment is Task.augment:
+            return x, y  # nothing to draw
+        entropy = [self.seed, self.global_step, self.global_rank]
+        seed = int(np.random.SeedSequence(entropy).generate_state(1)[0])
+        devices = [x.device.index or 0] if x.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            return self.task.augment_pair(x, y)
 
     def _log_step_loss(self, loss: torch.Tensor, batch_size: int) -> None:
         """The loss of this step, at this step, straight to the loggers: ``self.log`` costs a

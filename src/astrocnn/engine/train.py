@@ -228,7 +228,7 @@ def _fit(
     model = build_model(config, task, which)
     module = TaskModule(
         model, task, lr=config.lr, weight_decay=config.weight_decay, epochs=config.epochs,
-        compile_mode=compile_mode(config, model),
+        compile_mode=compile_mode(config, model), seed=seed,
     )  # fmt: skip
     per_device = max(1, config.batch_size // (config.devices * config.num_nodes))
     data = DataModule(

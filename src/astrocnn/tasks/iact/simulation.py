@@ -29,9 +29,10 @@ A deliberately compact model whose ingredients are the physics the real analyses
   arrival times from the path difference sqrt(d^2 + R^2) - d.
 - **Camera**: pixels as built in :mod:`camera`; night-sky background (Poisson, pedestal
   subtracted) and electronic noise per pixel. Two channels: charge (photoelectrons) and arrival
-  time (ns, relative to the image's mean): the mean time of the photoelectrons the pixel read,
-  signal ones at the shower's delay, background ones anywhere in the readout window, so that a
-  faint pixel's time is as uncertain as its charge.
+  time (ns, relative to the charge-weighted mean time of the pixels read above 5 p.e.): the mean
+  time of the photoelectrons the pixel read, signal ones at the shower's delay, background ones
+  anywhere in the +-12 ns readout window, clipped to it, so that a faint pixel's time is as
+  uncertain as its charge.
 
 Every event draws from its own random stream (seed, event index), so events do not depend on
 how many are generated together, in how many processes.
@@ -95,6 +96,7 @@ class Settings:
     noise: float = 0.4  # photoelectrons, electronic noise per pixel
     time_jitter: float = 0.8  # ns
     readout_window: float = 12.0  # ns: background photoelectrons arrive uniformly within +-this
+    trigger_charge: float = 5.0  # photoelectrons: pixels read above this place the readout window
     heights: np.ndarray = field(default_factory=lambda: np.linspace(0.8, 30.0, 240), repr=False)  # km
     #: Whether a proton's first interaction sends part of its energy into a leading pi0 whose
     #: electromagnetic sub-shower develops along the axis (False: the model before it existed).
@@ -106,7 +108,7 @@ class Events:
     """Simulated events: camera images and the truth."""
 
     charge: np.ndarray  # (n, pixels) photoelectrons
-    time: np.ndarray  # (n, pixels) ns, relative to the image's charge-weighted mean
+    time: np.ndarray  # (n, pixels) ns, relative to the charge-weighted mean of the bright pixels
     particle: np.ndarray  # (n,) 0 gamma, 1 proton
     energy: np.ndarray  # (n,) TeV
     core: np.ndarray  # (n, 2) m, the core's position relative to the telescope
@@ -382,24 +384,28 @@ class Simulator:
         # A pixel's time is the mean arrival time of the photoelectrons it actually read, so that
         # it carries no more about the shower than its charge does: which of them are night-sky
         # background is a binomial split; signal ones arrive at the shower's delay in that pixel
-        # (relative to the signal's charge-weighted mean, each with time_jitter), background ones
-        # anywhere in the readout window; a pixel that read nothing gives a time anywhere in it.
+        # (each with time_jitter), background ones anywhere in the readout window; a pixel that
+        # read nothing gives a time anywhere in it, and no time falls outside it (a peak finder
+        # reports a time inside its window).
         rate = signal + s.nsb
         background = rng.binomial(detected, np.divide(s.nsb, rate, out=np.ones(n_pix), where=rate > 0))
         n_signal = detected - background
-        lit = signal > 0
-        reference = (signal[lit] * times[lit]).sum() / signal[lit].sum() if lit.any() else 0.0
+        jitter = s.time_jitter / np.sqrt(np.maximum(n_signal, 1))
+        signal_time = times + rng.normal(0.0, 1.0, n_pix) * jitter
+        # The window is centred on the image's time as the camera reads it: the charge-weighted
+        # mean signal time of the pixels read above trigger_charge (all the signal's, if none is)
+        bright = (charge >= s.trigger_charge) & (n_signal > 0)
+        weights = charge * bright if bright.any() else signal
+        reference = (weights * signal_time).sum() / weights.sum() if weights.sum() > 0 else 0.0
         window = s.readout_window
         most = int(background.max()) if n_pix else 0
         uniform = rng.uniform(-window, window, (n_pix, max(most, 1)))
         background_sum = np.where(np.arange(uniform.shape[1]) < background[:, None], uniform, 0.0).sum(axis=1)
-        jitter = s.time_jitter / np.sqrt(np.maximum(n_signal, 1))
-        signal_mean = times - reference + rng.normal(0.0, 1.0, n_pix) * jitter
         time = np.where(
             detected > 0,
-            (n_signal * signal_mean + background_sum) / np.maximum(detected, 1),
+            (n_signal * (signal_time - reference) + background_sum) / np.maximum(detected, 1),
             rng.uniform(-window, window, n_pix),
-        )
+        ).clip(-window, window)
         return charge.astype(np.float32), time.astype(np.float32)
 
     def simulate(
