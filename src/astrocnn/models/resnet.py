@@ -134,8 +134,11 @@ class ResNet(Network):
 
     ``padding_mode="circular"`` pads periodically (lattices with periodic boundaries).
     ``head_hidden`` inserts fully connected layers of those widths between the global pooling and
-    the output layer. ``small_input`` replaces the 7 x 7 stride-2 stem and its max pooling with one 3 x 3
-    stride-1 convolution (as for CIFAR), so 1 x 32 x 32 lattices keep their resolution."""
+    the output layer; ``log_pool`` gives the head the logarithms of the pooled averages beside them
+    (:class:`~astrocnn.models.heads.AvgLogPool`: targets that are the log of an image-wide sum,
+    such as an energy from the total light). ``small_input`` replaces the 7 x 7 stride-2 stem and
+    its max pooling with one 3 x 3 stride-1 convolution (as for CIFAR), so 1 x 32 x 32 lattices keep
+    their resolution."""
 
     def __init__(
         self,
@@ -154,6 +157,7 @@ class ResNet(Network):
         zero_init_residual: bool = False,
         dropout: float = 0.0,
         head_hidden: Sequence[int] = (),
+        log_pool: bool = False,
         padding_mode: str = "zeros",
     ):
         super().__init__(name, spatial_dims=spatial_dims, in_channels=in_channels, num_outputs=num_outputs)
@@ -210,6 +214,7 @@ class ResNet(Network):
             hidden=(head_hidden,) if isinstance(head_hidden, int) else tuple(head_hidden),
             dropout=dropout,
             act=act,
+            log_pool=log_pool,
         )
         self._init_weights(zero_init_residual)
         self.set_padding_mode(padding_mode)
