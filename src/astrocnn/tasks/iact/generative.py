@@ -198,7 +198,8 @@ class IactGenerate(_IactTask):
             "data     the HDF5 file `astrocnn generate iact` writes (gamma rays and protons); the "
             "events passing the size cut are split 70 / 15 / 15",
             f"options  --task-option camera=taiga|lst|square, min_size=P.E., steps={self.steps} (Euler "
-            f"steps of the sampler), replicas={self.replicas} (noise draws per training event)",
+            f"steps of the sampler), replicas={self.replicas} (copies of each training event in an "
+            "epoch; every step draws its own noise and t)",
             "then     astrocnn generate surrogate RUN --n 1000 --type gamma --energy 1:10 --out fake.h5",
         ])  # fmt: skip
 
