@@ -233,9 +233,57 @@ def aggregate(counts: dict[str, np.ndarray], idx: np.ndarray | None = None) -> d
     return result
 
 
+def symmetry_transforms(spatial_dims: int) -> list[tuple[str, int | tuple[int, int]]]:
+    """The generators of the training augmentation of segmentation events, as (``"flip"``, axis)
+    or (``"transpose"``, (axis, axis)) over the spatial axes (0 the field's): each is applied to
+    an event with probability 1/2, independently, so the transforms of their group are drawn
+    uniformly.
+
+    2-D (field out of the plane): the mirror images of axes 0 and 1 (their product is the turn
+    by 180 degrees). The turn is exact; a mirror image turns every helix the other way, the
+    helix of the opposite charge, as likely for muons, pions and the pairs of a converted
+    photon, while protons (always +1), delta rays and the first electron of an electron shower
+    (always -1) are simulated with one charge only. Turns by 90 degrees are left out: the dead
+    channels are lines along axis 0, and a turn would make them rows, which no event has.
+
+    3-D (field along axis 0): the mirror image of axis 0 (exact: the field is an axial vector,
+    unchanged by a mirror perpendicular to it, and the simulation turns the directions about it
+    in axes 1 and 2 only), and the symmetries of the square in axes 1 and 2 (mirrors and the
+    exchange of the two; the turns about the field among them are exact, the mirrors reverse
+    the helices as in 2-D). Dead channels are lines along axis 0, unchanged by all of these;
+    vertices are uniform in a cube and directions isotropic. Transforms moving the field axis
+    are not symmetries of the physics and are not used."""
+    if spatial_dims == 2:
+        return [("flip", 0), ("flip", 1)]
+    return [("flip", 0), ("flip", 1), ("flip", 2), ("transpose", (1, 2))]
+
+
+def augment_segmentation(
+    x: torch.Tensor, y: torch.Tensor, transforms: list[tuple[str, Any]]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images (B, C, *S) and class maps (B, *S) transformed together: each of ``transforms``
+    (see :func:`symmetry_transforms`) applied to each event with probability 1/2, drawn from
+    torch's global generator in order."""
+    b = x.shape[0]
+    for kind, axes in transforms:
+        pick = (torch.rand(b) < 0.5).to(x.device)  # the same draws on any device
+        if kind == "flip":
+            x_new, y_new = x.flip(2 + axes), y.flip(1 + axes)
+        else:
+            i, j = axes
+            x_new, y_new = x.transpose(2 + i, 2 + j), y.transpose(1 + i, 1 + j)
+        x = torch.where(pick.view(-1, *([1] * (x.ndim - 1))), x_new, x)
+        y = torch.where(pick.view(-1, *([1] * (y.ndim - 1))), y_new, y)
+    return x, y
+
+
 class _Segment(_TracksTask):
     kind = TaskKind.SEGMENTATION
     num_outputs = 3
+    option_names = (*_TracksTask.option_names, "augment")
+    #: Runs saved before the option existed trained without augmentation (the default too: it
+    #: did not help the default 2-D run, docs/tracks.md).
+    options_before: ClassVar[dict[str, Any]] = {"augment": "no"}
     class_names = sim.CLASSES
     headline = ("iou_track", True)
     #: the metrics resample per-event counts themselves (the default would rerun the cluster
@@ -262,6 +310,31 @@ class _Segment(_TracksTask):
     }
     patch: ClassVar[int] = 8
     margin: ClassVar[int] = 2
+
+    def __init__(self, size: Any = None, field: Any = 1.0, augment: str = "no"):
+        super().__init__(size, field)
+        if augment not in ("yes", "no"):
+            raise OptionError(f"augment must be yes or no, not {augment!r}")
+        self.augments = augment == "yes"
+
+    def options(self) -> dict[str, Any]:
+        return {**super().options(), "augment": "yes" if self.augments else "no"}
+
+    def data_contract(self) -> str:
+        option = (
+            "field=TESLA, augment=yes|no (mirror each training event and its labels by the "
+            "symmetries of the detector and field, drawn per event)"
+        )
+        return super().data_contract().replace("field=TESLA", option)
+
+    def augment_pair(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each training event and its class map mirrored together by a transform drawn from
+        :func:`symmetry_transforms` (with ``augment=yes``): the images carry no coordinate
+        channel, so a transformed event is an event of the simulation (to the helices' sense
+        for the charges simulated with one sign) with its labels on its hits."""
+        if not self.augments:
+            return x, y
+        return augment_segmentation(x, y, symmetry_transforms(self.spatial_dims))
 
     def targets(self, events: sim.Events) -> np.ndarray:
         """The class of every hit, and ``NO_HIT`` where nothing was read out."""
