@@ -270,6 +270,14 @@ def _part(name: str) -> tuple[str, dict[str, Any] | None]:
         return energy(Path(tmp)), None
 
 
+def _one_share_of_threads() -> None:
+    import os
+
+    import torch
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
@@ -292,7 +300,10 @@ def main() -> None:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        # half the cores each: two processes with every core's threads oversubscribe the CPU
+        with ProcessPoolExecutor(
+            2, mp_context=multiprocessing.get_context("spawn"), initializer=_one_share_of_threads
+        ) as pool:
             futures = {p: pool.submit(_part, p) for p in runs}
             texts.update({p: f.result()[0] for p, f in futures.items()})
     for part in parts:
