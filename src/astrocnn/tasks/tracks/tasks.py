@@ -482,7 +482,10 @@ class TracksCount(_TracksTask):
         return np.minimum(events.n_tracks, self.num_outputs - 1).astype(np.int64)
 
     def augment(self, x: torch.Tensor) -> torch.Tensor:
-        """Mirror images: a flip maps an event to one with the opposite charges, as likely."""
+        """Mirror images: a flip maps an event to one with the opposite charges, which the
+        simulation makes as often for muons, pions and photon pairs, not for protons (+1) or delta
+        rays and shower electrons (-1): an approximation the count, which it leaves unchanged,
+        does not feel."""
         for axis in range(2, x.ndim):
             flip = torch.rand(x.shape[0], device=x.device) < 0.5
             x = torch.where(flip.view(-1, *([1] * (x.ndim - 1))), x.flip(axis), x)
