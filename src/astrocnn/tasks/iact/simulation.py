@@ -396,9 +396,10 @@ class Simulator:
         # mean signal time of the pixels read above trigger_charge (all the signal's, if none is)
         bright = (charge >= s.trigger_charge) & (n_signal > 0)
         weights = charge * bright if bright.any() else signal
-        reference = (weights * signal_time).sum() / weights.sum() if weights.sum() > 0 else 0.0
+        total = weights.sum()
+        reference = (weights * signal_time).sum() / total if total > 0 else 0.0
         window = s.readout_window
-        most = int(background.max()) if n_pix else 0
+        most = int(background.max())
         uniform = rng.uniform(-window, window, (n_pix, max(most, 1)))
         background_sum = np.where(np.arange(uniform.shape[1]) < background[:, None], uniform, 0.0).sum(axis=1)
         time = np.where(
